@@ -1,0 +1,29 @@
+"""The FastAPI application: thin routes over the domain packages."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routes import health, posts, trends
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.taxonomy import load_taxonomy
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings`` (the process's settings by default)."""
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    app = FastAPI(
+        title="Undertow",
+        version="0.1.0",
+        description="Public discourse about AI assistants: themes, trends, alerts, exports.",
+    )
+    app.state.settings = settings
+    app.state.taxonomy = load_taxonomy(settings.taxonomy_path)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(trends.router)
+    app.include_router(posts.router)
+    return app

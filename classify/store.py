@@ -1,0 +1,161 @@
+"""Classifying stored posts: idempotent on (post, model version, text), labels kept in force."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from classify.base import Classifier, PostInput
+from core.db import hour_bucket, insert_ignoring_conflicts, mark_dirty
+from core.logging import get_logger
+from core.posttext import classify_text
+from core.models import Classification, Label, Post, PostTag, utcnow
+
+log = get_logger(__name__)
+CLS = Classification.__table__  # type: ignore[attr-defined]
+TAG = PostTag.__table__  # type: ignore[attr-defined]
+POST = Post.__table__  # type: ignore[attr-defined]
+
+
+def effective_labels(
+    classification: Classification | None, label: Label | None
+) -> tuple[list[str], list[str]] | None:
+    """(themes, products) in force: the human label over the model; None when neither exists."""
+    if label is not None:
+        products = label.products if label.products is not None else (
+            classification.products if classification else []
+        )
+        return list(label.themes), list(products)
+    if classification is not None:
+        return list(classification.themes), list(classification.products)
+    return None
+
+
+def refresh_tags(*, session: Session, post: Post) -> None:
+    """Rewrite the post_tag rows of ``post`` from its classification and label in force."""
+    cls = session.get(Classification, post.classification_id) if post.classification_id else None
+    label = session.get(Label, post.label_id) if post.label_id else None
+    session.execute(sa.delete(TAG).where(TAG.c.post_id == post.id))
+    labels = effective_labels(cls, label)
+    if labels is None:
+        return
+    themes, products = labels
+    rows = [{"post_id": post.id, "kind": "theme", "value": t} for t in sorted(set(themes))]
+    rows += [{"post_id": post.id, "kind": "product", "value": p} for p in sorted(set(products))]
+    if rows:
+        session.execute(sa.insert(TAG), rows)
+
+
+def _parents(session: Session, posts: list[Post]) -> dict[tuple[str, str], str]:
+    keys = {(p.platform, p.parent_external_id) for p in posts if p.parent_external_id}
+    if not keys:
+        return {}
+    stmt = sa.select(POST.c.platform, POST.c.external_id, POST.c.title, POST.c.text).where(
+        sa.tuple_(POST.c.platform, POST.c.external_id).in_(list(keys))
+    )
+    return {
+        (pl, ext): classify_text(title=title, text=text)
+        for pl, ext, title, text in session.execute(stmt)
+    }
+
+
+def classify_posts(*, session: Session, post_ids: list[int], classifier: Classifier) -> dict[str, Any]:
+    """Classify the given posts with ``classifier``; already-done (post, version, text) is a no-op."""
+    version = classifier.version
+    posts = [
+        p
+        for p in session.exec(select(Post).where(Post.id.in_(post_ids)))  # type: ignore[union-attr]
+        if p.deleted_at is None
+    ]
+    done = {
+        (pid, th)
+        for pid, th in session.execute(
+            sa.select(CLS.c.post_id, CLS.c.text_hash).where(
+                CLS.c.post_id.in_([p.id for p in posts]), CLS.c.model_version == version
+            )
+        )
+    }
+    todo = [p for p in posts if (p.id, p.text_hash) not in done]
+    parents = _parents(session, todo)
+    inputs = [
+        PostInput(
+            id=str(p.id),
+            text=classify_text(title=p.title, text=p.text),
+            parent_text=parents.get((p.platform, p.parent_external_id or "")),
+            author_handle=p.author_handle,
+            platform=p.platform,
+        )
+        for p in todo
+    ]
+    predictions = classifier.predict(inputs) if inputs else []
+    now = utcnow()
+    rows = [
+        {
+            "post_id": int(pred.id),
+            "model_version": version,
+            "text_hash": p.text_hash,
+            "themes": pred.themes,
+            "scores": {k: round(float(v), 4) for k, v in pred.scores.items()},
+            "products": pred.products,
+            "targets": pred.targets,
+            "evidence": pred.evidence,
+            "created_at": now,
+        }
+        for p, pred in zip(todo, predictions, strict=True)
+    ]
+    insert_ignoring_conflicts(session, CLS, rows, ["post_id", "model_version", "text_hash"])
+    # Point every post (new or already done) at its classification for this version and text.
+    ids = {
+        (pid, th): cid
+        for cid, pid, th in session.execute(
+            sa.select(CLS.c.id, CLS.c.post_id, CLS.c.text_hash).where(
+                CLS.c.post_id.in_([p.id for p in posts]), CLS.c.model_version == version
+            )
+        )
+    }
+    dirty = set()
+    for p in posts:
+        cid = ids.get((p.id, p.text_hash))
+        if cid is not None and p.classification_id != cid:
+            p.classification_id = cid
+            session.add(p)
+            session.flush()
+            refresh_tags(session=session, post=p)
+            dirty.add(hour_bucket(p.created_at))
+    mark_dirty(session, dirty)
+    log.info("classify.batch", n=len(posts), new=len(rows), version=version)
+    return {"posts": len(posts), "classified": len(rows), "skipped": len(posts) - len(rows)}
+
+
+def pending_post_ids(
+    *, session: Session, model_version: str, stale_after_s: int, limit: int = 10_000
+) -> list[int]:
+    """Posts with no classification for ``model_version`` and their current text, not requested lately."""
+    done = sa.exists().where(
+        CLS.c.post_id == POST.c.id,
+        CLS.c.model_version == model_version,
+        CLS.c.text_hash == POST.c.text_hash,
+    )
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    stmt = (
+        sa.select(POST.c.id)
+        .where(
+            ~done,
+            POST.c.deleted_at.is_(None),
+            sa.or_(POST.c.classify_requested_at.is_(None), POST.c.classify_requested_at < cutoff),
+        )
+        .order_by(POST.c.id)
+        .limit(limit)
+    )
+    return [r[0] for r in session.execute(stmt)]
+
+
+def mark_requested(*, session: Session, post_ids: list[int]) -> None:
+    """Record that classification of these posts was enqueued now."""
+    if post_ids:
+        session.execute(
+            sa.update(POST).where(POST.c.id.in_(post_ids)).values(classify_requested_at=utcnow())
+        )

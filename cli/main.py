@@ -1,0 +1,131 @@
+"""The `undertow` command: sub-commands grouped by domain."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from cli import db, ingest, keys, trends
+from cli.common import load_settings
+from cli.run import run
+from core.settings import CONFIG_ENV
+
+app = typer.Typer(
+    help="Undertow: watch what the public says about AI assistants.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        envvar=CONFIG_ENV,
+        help="Path to undertow.toml (default: ./undertow.toml if present).",
+    ),
+) -> None:
+    """Global options."""
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+        from core.settings import get_settings
+
+        get_settings.cache_clear()
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(trends.app, name="trends")
+app.add_typer(keys.app, name="keys")
+app.command("run")(run)
+
+
+def _mount_optional() -> None:
+    from cli import alerts, classify, classify_db, export, releases
+
+    classify.app.command("sweep")(classify_db.sweep)
+    classify.app.command("reclassify")(classify_db.reclassify)
+    app.add_typer(classify.app, name="classify")
+    app.add_typer(alerts.app, name="alerts")
+    app.add_typer(releases.app, name="releases")
+    app.command("export")(export.export)
+
+
+_mount_optional()
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default from settings)."),
+    port: int | None = typer.Option(None, help="Port (default from settings)."),
+    workers: int = typer.Option(1, min=1, help="Uvicorn worker processes."),
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = load_settings()
+    uvicorn.run(
+        "api.main:app",
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    queues: str = typer.Option("ingest,classify,default", help="Comma-separated queues."),
+    concurrency: int = typer.Option(1, min=1, help="Worker processes."),
+) -> None:
+    """Run a Celery worker (the classify queue is best served by its own low-concurrency worker)."""
+    settings = load_settings()
+    from workers.app import celery_app
+
+    celery_app.worker_main(
+        [
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "--loglevel",
+            settings.log_level,
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"{queues.replace(',', '-')}@%h",
+        ]
+    )
+
+
+@app.command()
+def scheduler(
+    run_job: str | None = typer.Option(None, "--run-job", help="Enqueue this job once, now, and exit."),
+    list_jobs: bool = typer.Option(False, "--list", help="List the jobs and exit."),
+) -> None:
+    """Run the scheduler (one per deployment; a second one waits for the lease)."""
+    settings = load_settings()
+    from workers.scheduler import job_table, run_job_now, serve
+
+    if list_jobs:
+        for j in job_table(settings):
+            typer.echo(f"{j.id}  every {j.every_s}s  -> {j.task}{list(j.args) or ''}")
+        return
+    if run_job:
+        try:
+            run_job_now(run_job, settings)
+        except KeyError:
+            typer.echo(f"undertow: no job {run_job!r}; see --list", err=True)
+            raise typer.Exit(2) from None
+        return
+    serve(settings)
+
+
+if __name__ == "__main__":
+    app()

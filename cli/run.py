@@ -1,0 +1,102 @@
+"""`undertow run`: the embedded default, one process tree (scheduler, worker, API), no Redis."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.common import load_settings
+
+DEMO = Path("data/demo/posts.jsonl")
+RELEASES = Path("data/demo/releases.json")
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args])
+
+
+def load_demo(posts: Path, releases: Path) -> dict[str, Any]:
+    """Replay the demo corpus (a second run adds nothing) and record its releases."""
+    from cli.ingest import replay_file
+    from core.db import session_scope
+    from core.taxonomy import load_taxonomy
+    from trends.releases import add_release
+
+    settings = load_settings()
+    counts = replay_file(posts.resolve(), name="demo", enqueue=True)
+    if releases.exists():
+        with session_scope(settings) as session:
+            for r in json.loads(releases.read_text()):
+                add_release(
+                    session=session,
+                    taxonomy=load_taxonomy(settings.taxonomy_path),
+                    product=r["product"],
+                    day=r["date"],
+                    title=r["title"],
+                )
+    return counts
+
+
+def run(
+    demo: bool = typer.Option(True, help="Replay the demo corpus in data/demo first."),
+    worker_concurrency: int = typer.Option(1, min=1, help="Worker processes."),
+) -> None:
+    """Migrate, load the demo corpus, then run scheduler + worker + API until Ctrl-C."""
+    from core.migrate import upgrade
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings=settings)
+    if demo and DEMO.exists():
+        counts = load_demo(DEMO, RELEASES)
+        typer.echo(f"demo corpus: {counts['inserted']} new posts, {counts['unchanged']} already there")
+    procs = {
+        "worker": _spawn("worker", "--concurrency", str(worker_concurrency)),
+        "scheduler": _spawn("scheduler"),
+        "api": _spawn("api"),
+    }
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    typer.echo(
+        f"""
+Undertow is running (embedded: SQLite at {settings.sqlalchemy_url.split('///')[-1]},
+broker in {settings.broker_dir}).
+  API docs:  {base}/docs
+  health:    {base}/readyz
+  get a key: .venv/bin/undertow keys create --scope read --name me
+  try:       curl -H "Authorization: Bearer KEY" "{base}/v1/trends/weekly?week=2026-W43"
+Ctrl-C stops everything.
+"""
+    )
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while not stopping:
+        for name, p in procs.items():
+            if p.poll() is not None:
+                typer.echo(f"undertow: {name} exited with {p.returncode}; stopping", err=True)
+                stopping, code = True, 1
+        time.sleep(0.5)
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.time() + 15
+    for p in procs.values():
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    typer.echo("undertow: stopped")
+    raise typer.Exit(code)

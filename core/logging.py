@@ -1,0 +1,48 @@
+"""Structured logging (structlog) with secrets redacted before anything is rendered."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(secret|token|password|authorization|api_key|cookie|bearer)", re.I)
+_KEY_PATTERN = re.compile(r"ut_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{20,}")
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for k, v in list(event.items()):
+        if _SECRET_KEYS.search(k):
+            event[k] = "***"
+        elif isinstance(v, str):
+            event[k] = _KEY_PATTERN.sub("ut_***", v)
+    return event
+
+
+def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
+    """Route stdlib and structlog output through one renderer; idempotent."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A bound structlog logger; call with an event name and fields."""
+    return structlog.get_logger(name)

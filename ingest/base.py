@@ -1,0 +1,58 @@
+"""The contract every source adapter meets: normalized posts and quarantined items, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass
+class NormalizedPost:
+    """One public post, as every adapter yields it. ``created_at`` is timezone-aware UTC."""
+
+    platform: str
+    external_id: str
+    text: str
+    created_at: datetime
+    url: str | None = None
+    title: str | None = None
+    lang: str | None = None
+    author_handle: str | None = None
+    # Keyed hash of (platform, handle); filled by the pipeline from the secret setting when None.
+    author_key: str | None = None
+    parent_external_id: str | None = None
+    root_external_id: str | None = None
+    engagement: dict[str, int] = field(default_factory=dict)
+    raw: Any = None
+    source: str = ""
+    query: str | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Quarantined:
+    """An item (or a whole response) that could not be normalized, kept raw with the reason."""
+
+    source: str
+    reason: str
+    payload: str
+
+
+@dataclass
+class Batch:
+    """What one page of a source yields; ``cursor`` is the state to store once it is committed."""
+
+    posts: list[NormalizedPost] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    cursor: dict[str, Any] | None = None
+
+
+class Source(Protocol):
+    """A source adapter: reads pages from ``cursor`` on, yields batches in order."""
+
+    name: str
+    kind: str
+
+    def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]: ...

@@ -1,0 +1,171 @@
+"""Reading posts with the labels in force: filters, keyset pagination, threads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.errors import InvalidInput, NotFound
+from core.models import Classification, Label, Post, PostTag
+from core.taxonomy import Taxonomy
+
+POST = Post.__table__  # type: ignore[attr-defined]
+CLS = Classification.__table__  # type: ignore[attr-defined]
+LABEL = Label.__table__  # type: ignore[attr-defined]
+TAG = PostTag.__table__  # type: ignore[attr-defined]
+
+
+def encode_cursor(created_at: datetime, post_id: int) -> str:
+    """An opaque cursor for the post after which the next page starts."""
+    raw = json.dumps([created_at.astimezone(UTC).isoformat(), post_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (created_at, id) inside a cursor; InvalidInput when it was not made by us."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, pid = json.loads(raw)
+        return datetime.fromisoformat(ts).astimezone(UTC), int(pid)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as e:
+        raise InvalidInput("cursor is not valid; use next_cursor from a previous page", param="cursor") from e
+
+
+def validate_filters(
+    taxonomy: Taxonomy,
+    *,
+    theme: str | None,
+    product: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Raise InvalidInput naming the parameter that is wrong."""
+    if theme and theme not in taxonomy.theme_keys:
+        raise InvalidInput(f"unknown theme {theme!r}; one of {list(taxonomy.theme_keys)}", param="theme")
+    if product and product not in taxonomy.products:
+        raise InvalidInput(f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product")
+    if since and until and since > until:
+        raise InvalidInput("since is after until", param="since")
+
+
+def _serialize(row: Any, *, with_handle: bool) -> dict[str, Any]:
+    human = row.label_themes is not None
+    out = {
+        "id": row.id,
+        "platform": row.platform,
+        "external_id": row.external_id,
+        "url": row.url,
+        "title": row.title,
+        "text": row.text,
+        "lang": row.lang,
+        "created_at": row.created_at.isoformat(),
+        "author_key": row.author_key,
+        "parent_external_id": row.parent_external_id,
+        "root_external_id": row.root_external_id,
+        "engagement": row.engagement or {},
+        "source": row.source,
+        "query": row.query,
+        "themes": list(row.label_themes if human else (row.themes or [])),
+        "products": list(
+            row.label_products
+            if human and row.label_products is not None
+            else (row.products or [])
+        ),
+        "scores": row.scores or {},
+        "targets": row.targets or {},
+        "evidence": row.evidence or {},
+        "model_version": row.model_version,
+        "human_label": human,
+    }
+    if with_handle:
+        out["author_handle"] = row.author_handle
+    return out
+
+
+def _base_query() -> sa.Select[Any]:
+    return (
+        sa.select(
+            POST,
+            CLS.c.themes,
+            CLS.c.products,
+            CLS.c.scores,
+            CLS.c.targets,
+            CLS.c.evidence,
+            CLS.c.model_version,
+            LABEL.c.themes.label("label_themes"),
+            LABEL.c.products.label("label_products"),
+        )
+        .select_from(POST)
+        .outerjoin(CLS, CLS.c.id == POST.c.classification_id)
+        .outerjoin(LABEL, LABEL.c.id == POST.c.label_id)
+    )
+
+
+def list_posts(
+    *,
+    session: Session,
+    taxonomy: Taxonomy,
+    theme: str | None = None,
+    product: str | None = None,
+    platform: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    with_handle: bool = False,
+) -> dict[str, Any]:
+    """A page of posts, newest first, with the labels in force and a cursor for the next page."""
+    validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
+    stmt = _base_query().where(POST.c.deleted_at.is_(None))
+    if theme:
+        stmt = stmt.where(
+            sa.exists().where(TAG.c.post_id == POST.c.id, TAG.c.kind == "theme", TAG.c.value == theme)
+        )
+    if product:
+        stmt = stmt.where(
+            sa.exists().where(
+                TAG.c.post_id == POST.c.id, TAG.c.kind == "product", TAG.c.value == product
+            )
+        )
+    if platform:
+        stmt = stmt.where(POST.c.platform == platform)
+    if since:
+        stmt = stmt.where(POST.c.created_at >= since)
+    if until:
+        stmt = stmt.where(POST.c.created_at < until)
+    if cursor:
+        ts, pid = decode_cursor(cursor)
+        stmt = stmt.where(
+            sa.or_(POST.c.created_at < ts, sa.and_(POST.c.created_at == ts, POST.c.id < pid))
+        )
+    stmt = stmt.order_by(POST.c.created_at.desc(), POST.c.id.desc()).limit(limit + 1)
+    rows = list(session.execute(stmt))
+    items = [_serialize(r, with_handle=with_handle) for r in rows[:limit]]
+    nxt = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return {"items": items, "next_cursor": nxt}
+
+
+def get_post(*, session: Session, post_id: int, with_handle: bool = False) -> dict[str, Any]:
+    """One post with its thread: the parent chain and the replies under the same root."""
+    row = session.execute(_base_query().where(POST.c.id == post_id)).first()
+    if row is None or row.deleted_at is not None:
+        raise NotFound(f"no post with id {post_id}")
+    post = _serialize(row, with_handle=with_handle)
+    thread_rows = session.execute(
+        _base_query()
+        .where(
+            POST.c.platform == row.platform,
+            POST.c.root_external_id == row.root_external_id,
+            POST.c.deleted_at.is_(None),
+        )
+        .order_by(POST.c.created_at, POST.c.id)
+        .limit(500)
+    )
+    post["thread"] = [_serialize(r, with_handle=with_handle) for r in thread_rows]
+    return post
