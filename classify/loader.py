@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from classify.base import Classifier
 from core.settings import Settings, get_settings
-from core.taxonomy import load_taxonomy
 
-
-@lru_cache(maxsize=2)
-def _load(kind: str, model_path: str, taxonomy_path: str, brands: tuple[tuple[str, str], ...]) -> Classifier:
-    taxonomy = load_taxonomy(None if not taxonomy_path else __import__("pathlib").Path(taxonomy_path))
-    if kind == "transformers":
-        from classify.transformer import TransformerClassifier  # type: ignore[import-not-found]
-
-        return TransformerClassifier.load_default(  # type: ignore[no-any-return]
-            model_path=model_path or None, taxonomy=taxonomy, brand_accounts=dict(brands)
-        )
-    from classify.rules import RulesClassifier
-
-    return RulesClassifier(taxonomy=taxonomy, brand_accounts=dict(brands))
+_cache: dict[tuple[object, ...], Classifier] = {}
 
 
 def get_classifier(settings: Settings | None = None) -> Classifier:
-    """The configured classifier (rules or transformers), built once per process."""
+    """The configured classifier (rules or transformers), built once per process and settings."""
     s = settings or get_settings()
-    return _load(
-        s.classifier,
-        s.model_path,
-        str(s.taxonomy_path or ""),
-        tuple(sorted(s.brand_accounts.items())),
-    )
+    key = (s.classifier, s.model_path, s.taxonomy_path, tuple(sorted(s.brand_accounts.items())))
+    if key not in _cache:
+        if s.classifier == "transformers":
+            from classify.transformer import TransformerClassifier
+
+            _cache[key] = TransformerClassifier.from_settings(s)
+        else:
+            from classify.rules import RulesClassifier
+            from core.taxonomy import load_taxonomy
+
+            _cache[key] = RulesClassifier(
+                taxonomy=load_taxonomy(s.taxonomy_path), brand_accounts=s.brand_accounts
+            )
+    return _cache[key]

@@ -11,8 +11,8 @@ from sqlmodel import Session, select
 from classify.base import Classifier, PostInput
 from core.db import hour_bucket, insert_ignoring_conflicts, mark_dirty
 from core.logging import get_logger
-from core.posttext import classify_text
 from core.models import Classification, Label, Post, PostTag, utcnow
+from core.posttext import classify_text
 
 log = get_logger(__name__)
 CLS = Classification.__table__  # type: ignore[attr-defined]
@@ -25,8 +25,10 @@ def effective_labels(
 ) -> tuple[list[str], list[str]] | None:
     """(themes, products) in force: the human label over the model; None when neither exists."""
     if label is not None:
-        products = label.products if label.products is not None else (
-            classification.products if classification else []
+        products = (
+            label.products
+            if label.products is not None
+            else (classification.products if classification else [])
         )
         return list(label.themes), list(products)
     if classification is not None:
@@ -62,7 +64,9 @@ def _parents(session: Session, posts: list[Post]) -> dict[tuple[str, str], str]:
     }
 
 
-def classify_posts(*, session: Session, post_ids: list[int], classifier: Classifier) -> dict[str, Any]:
+def classify_posts(
+    *, session: Session, post_ids: list[int], classifier: Classifier
+) -> dict[str, Any]:
     """Classify the given posts with ``classifier``; already-done (post, version, text) is a no-op."""
     version = classifier.version
     posts = [

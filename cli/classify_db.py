@@ -29,7 +29,9 @@ def reclassify(
     total = 0
     while True:
         with session_scope(settings) as session:
-            ids = pending_post_ids(session=session, model_version=version, stale_after_s=0, limit=batch)
+            ids = pending_post_ids(
+                session=session, model_version=version, stale_after_s=0, limit=batch
+            )
         ids = [i for i in ids]
         if not ids:
             break

@@ -6,7 +6,9 @@ import typer
 
 from cli.common import load_settings
 
-app = typer.Typer(help="Database schema: migrations are the only way it is made.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema: migrations are the only way it is made.", no_args_is_help=True
+)
 
 
 @app.command()

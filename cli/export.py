@@ -29,7 +29,11 @@ def _csv_row(item: dict[str, Any]) -> list[str]:
     out = []
     for col in COLUMNS:
         v = item.get(col)
-        s = json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else ("" if v is None else str(v))
+        s = (
+            json.dumps(v, ensure_ascii=False)
+            if isinstance(v, list | dict)
+            else ("" if v is None else str(v))
+        )
         out.append(neutralize(s))
     return out
 

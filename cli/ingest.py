@@ -8,7 +8,9 @@ import typer
 
 from cli.common import echo_json, fail, load_settings
 
-app = typer.Typer(help="Collect posts: replay a file, run a source now, show source health.", no_args_is_help=True)
+app = typer.Typer(
+    help="Collect posts: replay a file, run a source now, show source health.", no_args_is_help=True
+)
 
 
 def replay_file(path: Path, *, name: str = "demo", enqueue: bool = True) -> dict[str, int]:
@@ -46,7 +48,9 @@ def replay(
 
 
 @app.command()
-def once(name: str = typer.Argument(..., help="A source name from [[sources]] in the config.")) -> None:
+def once(
+    name: str = typer.Argument(..., help="A source name from [[sources]] in the config."),
+) -> None:
     """Run one configured source now (ignores its backoff) and enqueue what is new."""
     from core.errors import UndertowError
     from workers.tasks.ingest import run_source_now

@@ -28,7 +28,9 @@ def create(
             prefix, scopes = row.prefix, row.scopes
     except UndertowError as e:
         raise fail(e.detail, 2) from None
-    typer.echo(f"created key {prefix} ({name}) with scopes {','.join(scopes)}; store it now:", err=True)
+    typer.echo(
+        f"created key {prefix} ({name}) with scopes {','.join(scopes)}; store it now:", err=True
+    )
     typer.echo(plaintext)
 
 

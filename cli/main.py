@@ -106,7 +106,9 @@ def worker(
 
 @app.command()
 def scheduler(
-    run_job: str | None = typer.Option(None, "--run-job", help="Enqueue this job once, now, and exit."),
+    run_job: str | None = typer.Option(
+        None, "--run-job", help="Enqueue this job once, now, and exit."
+    ),
     list_jobs: bool = typer.Option(False, "--list", help="List the jobs and exit."),
 ) -> None:
     """Run the scheduler (one per deployment; a second one waits for the lease)."""

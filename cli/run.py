@@ -56,7 +56,9 @@ def run(
     upgrade(settings=settings)
     if demo and DEMO.exists():
         counts = load_demo(DEMO, RELEASES)
-        typer.echo(f"demo corpus: {counts['inserted']} new posts, {counts['unchanged']} already there")
+        typer.echo(
+            f"demo corpus: {counts['inserted']} new posts, {counts['unchanged']} already there"
+        )
     procs = {
         "worker": _spawn("worker", "--concurrency", str(worker_concurrency)),
         "scheduler": _spawn("scheduler"),
@@ -65,7 +67,7 @@ def run(
     base = f"http://{settings.api_host}:{settings.api_port}"
     typer.echo(
         f"""
-Undertow is running (embedded: SQLite at {settings.sqlalchemy_url.split('///')[-1]},
+Undertow is running (embedded: SQLite at {settings.sqlalchemy_url.split("///")[-1]},
 broker in {settings.broker_dir}).
   API docs:  {base}/docs
   health:    {base}/readyz

@@ -113,7 +113,9 @@ class Classification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     post_id: int = Field(
-        sa_column=sa.Column(sa.Integer, sa.ForeignKey("post.id", ondelete="CASCADE"), nullable=False)
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("post.id", ondelete="CASCADE"), nullable=False
+        )
     )
     model_version: str = Field(max_length=128)
     text_hash: str = Field(max_length=64)
@@ -245,7 +247,10 @@ class Alert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     rule_id: int = Field(
         sa_column=sa.Column(
-            sa.Integer, sa.ForeignKey("alert_rule.id", ondelete="CASCADE"), nullable=False, index=True
+            sa.Integer,
+            sa.ForeignKey("alert_rule.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
         )
     )
     status: str = Field(default="open", max_length=16)

@@ -132,7 +132,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get(CONFIG_ENV) or ("undertow.toml" if Path("undertow.toml").exists() else "")
+        path = os.environ.get(CONFIG_ENV) or (
+            "undertow.toml" if Path("undertow.toml").exists() else ""
+        )
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path:
             if not Path(path).is_file():

@@ -50,7 +50,7 @@ def run_source(
     config: SourceConfig,
     adapter: SourceAdapter,
     secret: str,
-    on_committed: Callable[[list[int]], None] | None = None,
+    on_committed: Callable[[list[int]], object] | None = None,
 ) -> dict[str, Any]:
     """Fetch everything new from ``adapter``; each batch is committed with its cursor, then handed on.
 

@@ -11,9 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.posttext import text_hash
 from core.db import hour_bucket, insert_ignoring_conflicts, mark_dirty
 from core.models import Post, Quarantine, utcnow
+from core.posttext import text_hash
 from ingest.base import NormalizedPost, Quarantined
 
 POST = Post.__table__  # type: ignore[attr-defined]

@@ -14,7 +14,9 @@ os.environ.setdefault("UNDERTOW_ENV", "test")
 os.environ["UNDERTOW_DATA_DIR"] = str(_TMP / "var")
 os.environ.setdefault("UNDERTOW_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("UNDERTOW_AUTHOR_KEY_SECRET", "test-secret")
-os.environ.setdefault("UNDERTOW_SHARED_DIR", str(Path(__file__).resolve().parents[1].parent / "shared"))
+os.environ.setdefault(
+    "UNDERTOW_SHARED_DIR", str(Path(__file__).resolve().parents[1].parent / "shared")
+)
 
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
@@ -85,7 +87,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def settings(db_url: str, monkeypatch: pytest.MonkeyPatch):
     """Settings pointing at the test database (process settings replaced for the test)."""
     from core import settings as settings_mod
 
@@ -97,7 +99,7 @@ def settings(db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
 
 
 @pytest.fixture
-def session(settings) -> Iterator[Session]:  # type: ignore[no-untyped-def]
+def session(settings) -> Iterator[Session]:
     """A session on the test database; tests commit as the code under test would."""
     from core.db import get_engine
 

@@ -34,7 +34,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         ts, pid = json.loads(raw)
         return datetime.fromisoformat(ts).astimezone(UTC), int(pid)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as e:
-        raise InvalidInput("cursor is not valid; use next_cursor from a previous page", param="cursor") from e
+        raise InvalidInput(
+            "cursor is not valid; use next_cursor from a previous page", param="cursor"
+        ) from e
 
 
 def validate_filters(
@@ -47,9 +49,13 @@ def validate_filters(
 ) -> None:
     """Raise InvalidInput naming the parameter that is wrong."""
     if theme and theme not in taxonomy.theme_keys:
-        raise InvalidInput(f"unknown theme {theme!r}; one of {list(taxonomy.theme_keys)}", param="theme")
+        raise InvalidInput(
+            f"unknown theme {theme!r}; one of {list(taxonomy.theme_keys)}", param="theme"
+        )
     if product and product not in taxonomy.products:
-        raise InvalidInput(f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product")
+        raise InvalidInput(
+            f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product"
+        )
     if since and until and since > until:
         raise InvalidInput("since is after until", param="since")
 
@@ -73,9 +79,7 @@ def _serialize(row: Any, *, with_handle: bool) -> dict[str, Any]:
         "query": row.query,
         "themes": list(row.label_themes if human else (row.themes or [])),
         "products": list(
-            row.label_products
-            if human and row.label_products is not None
-            else (row.products or [])
+            row.label_products if human and row.label_products is not None else (row.products or [])
         ),
         "scores": row.scores or {},
         "targets": row.targets or {},
@@ -125,7 +129,9 @@ def list_posts(
     stmt = _base_query().where(POST.c.deleted_at.is_(None))
     if theme:
         stmt = stmt.where(
-            sa.exists().where(TAG.c.post_id == POST.c.id, TAG.c.kind == "theme", TAG.c.value == theme)
+            sa.exists().where(
+                TAG.c.post_id == POST.c.id, TAG.c.kind == "theme", TAG.c.value == theme
+            )
         )
     if product:
         stmt = stmt.where(
@@ -147,7 +153,9 @@ def list_posts(
     stmt = stmt.order_by(POST.c.created_at.desc(), POST.c.id.desc()).limit(limit + 1)
     rows = list(session.execute(stmt))
     items = [_serialize(r, with_handle=with_handle) for r in rows[:limit]]
-    nxt = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    nxt = (
+        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    )
     return {"items": items, "next_cursor": nxt}
 
 

@@ -16,7 +16,9 @@ def add_release(
 ) -> ReleaseEvent:
     """Record a release; the same (product, date, title) twice is one release."""
     if product not in taxonomy.products:
-        raise InvalidInput(f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product")
+        raise InvalidInput(
+            f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product"
+        )
     if isinstance(day, str):
         try:
             day = date.fromisoformat(day)

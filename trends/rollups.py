@@ -88,7 +88,9 @@ def recompute_bucket(session: Session, bucket: datetime) -> int:
 def refresh_dirty(*, session: Session, limit: int = 500) -> dict[str, Any]:
     """Recompute the hours marked dirty (oldest first); the caller commits."""
     dirty = list(
-        session.execute(sa.select(DIRTY.c.bucket, DIRTY.c.marked_at).order_by(DIRTY.c.bucket).limit(limit))
+        session.execute(
+            sa.select(DIRTY.c.bucket, DIRTY.c.marked_at).order_by(DIRTY.c.bucket).limit(limit)
+        )
     )
     written = 0
     for bucket, marked_at in dirty:
@@ -116,6 +118,8 @@ def snapshot(*, session: Session) -> dict[tuple[Any, ...], int]:
     return {
         (b.isoformat(), pl, pr, th): n
         for b, pl, pr, th, n in session.execute(
-            sa.select(ROLLUP.c.bucket, ROLLUP.c.platform, ROLLUP.c.product, ROLLUP.c.theme, ROLLUP.c.count)
+            sa.select(
+                ROLLUP.c.bucket, ROLLUP.c.platform, ROLLUP.c.product, ROLLUP.c.theme, ROLLUP.c.count
+            )
         )
     }

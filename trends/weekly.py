@@ -82,12 +82,18 @@ def weekly_summary(
 ) -> dict[str, Any]:
     """Per theme of the taxonomy: count, share (with interval) and change against the week before."""
     if product and product not in taxonomy.products:
-        raise InvalidInput(f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product")
+        raise InvalidInput(
+            f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product"
+        )
     start = parse_week(week)
     end = start + timedelta(days=7)
     cur = theme_counts(session=session, start=start, end=end, product=product, platform=platform)
     prev = theme_counts(
-        session=session, start=start - timedelta(days=7), end=start, product=product, platform=platform
+        session=session,
+        start=start - timedelta(days=7),
+        end=start,
+        product=product,
+        platform=platform,
     )
     total, prev_total = cur.get(ALL, 0), prev.get(ALL, 0)
     themes = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -55,7 +56,9 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 class RedisLease:
     """A Redis key with a time-to-live; a dead holder's lease expires and another takes over."""
 
-    def __init__(self, url: str, *, key: str = "undertow:scheduler:lease", ttl_ms: int = 30_000) -> None:
+    def __init__(
+        self, url: str, *, key: str = "undertow:scheduler:lease", ttl_ms: int = 30_000
+    ) -> None:
         import redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=5)
@@ -73,10 +76,9 @@ class RedisLease:
             return False
 
     def release(self) -> None:
-        try:
+        # If this fails the lease simply expires by itself.
+        with contextlib.suppress(Exception):
             self.client.eval(_RELEASE, 1, self.key, self.token)
-        except Exception:  # noqa: S110 - the lease expires by itself
-            pass
 
 
 def wait_for(lease: Lease, *, poll_s: float, stop: object | None = None) -> None:

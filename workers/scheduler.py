@@ -37,7 +37,9 @@ def job_table(settings: Settings) -> list[JobSpec]:
     ]
     for src in settings.sources:
         if src.enabled and src.kind != "replay":
-            jobs.append(JobSpec(f"ingest.{src.name}", "ingest.run_source", src.interval_s, (src.name,)))
+            jobs.append(
+                JobSpec(f"ingest.{src.name}", "ingest.run_source", src.interval_s, (src.name,))
+            )
     return jobs
 
 

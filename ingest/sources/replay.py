@@ -69,7 +69,7 @@ class ReplaySource:
         batch = Batch()
         n = 0
         with self.path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):  # noqa: B007 - n is the cursor
+            for n, line in enumerate(fh, start=1):
                 if n <= start or not line.strip():
                     continue
                 try:

@@ -10,12 +10,12 @@ from sqlmodel import select
 from classify.rules import RulesClassifier
 from classify.store import classify_posts, pending_post_ids
 from core.models import Classification, Post, Quarantine
+from core.taxonomy import load_taxonomy
 from ingest.base import Quarantined
 from ingest.store import author_key, quarantine, upsert_posts
 from tests.factories import make_post
 from trends.rollups import rebuild_all, refresh_dirty, snapshot
 from trends.weekly import weekly_summary, wilson
-from core.taxonomy import load_taxonomy
 
 SECRET = "s3cret"
 
@@ -112,7 +112,11 @@ def test_incremental_rollups_equal_a_rebuild_and_feed_the_weekly_summary(session
         )
         for i, t in enumerate(texts)
     ]
-    prev = make_post(external_id="prev", text="Claude refused me", created_at=datetime(2026, 10, 13, 9, tzinfo=UTC))
+    prev = make_post(
+        external_id="prev",
+        text="Claude refused me",
+        created_at=datetime(2026, 10, 13, 9, tzinfo=UTC),
+    )
     res = upsert_posts(session=session, posts=[*posts, prev], secret=SECRET)
     session.commit()
     classify_posts(session=session, post_ids=res.inserted, classifier=RulesClassifier())
@@ -132,7 +136,9 @@ def test_incremental_rollups_equal_a_rebuild_and_feed_the_weekly_summary(session
     assert by_theme["refusal_complaint"]["share"] == 0.4
     assert by_theme["refusal_complaint"]["change"]["previous_count"] == 1
     assert by_theme["lost_work_claim"]["count"] == 1
-    claude = weekly_summary(session=session, taxonomy=load_taxonomy(), week="2026-W43", product="claude")
+    claude = weekly_summary(
+        session=session, taxonomy=load_taxonomy(), week="2026-W43", product="claude"
+    )
     assert claude["total"] == 2
     assert {t["theme"]: t["count"] for t in claude["themes"]}["lost_work_claim"] == 0
 

@@ -1,0 +1,53 @@
+"""The real-world dev set resolves against the shared posts and is well-formed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from classify.devset import PRODUCTS, THEMES, LabeledPost, load_real_dev
+
+SHARED_DIR = Path(os.environ.get("UNDERTOW_SHARED_DIR", "../shared"))
+
+
+@pytest.fixture(scope="module")
+def dev() -> list[LabeledPost]:
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DIR} is absent (set UNDERTOW_SHARED_DIR)")
+    # load_real_dev raises if any label's key is missing from the posts files.
+    return load_real_dev(SHARED_DIR)
+
+
+def test_size(dev: list[LabeledPost]) -> None:
+    assert len(dev) >= 400
+
+
+def test_ids_unique_and_resolved(dev: list[LabeledPost]) -> None:
+    ids = [p.id for p in dev]
+    assert len(ids) == len(set(ids))
+    files = {i.split(":", 1)[0] for i in ids}
+    assert files == {
+        "reddit_llm_2025-09_dev.csv",
+        "twitter_chatgpt_ai_2023-04.jsonl",
+        "reddit_chatgpt_bard_2023-03.csv",
+    }
+
+
+def test_labels_valid(dev: list[LabeledPost]) -> None:
+    for p in dev:
+        assert set(p.themes) <= set(THEMES), p.id
+        assert set(p.products) <= set(PRODUCTS), p.id
+        assert len(p.themes) == len(set(p.themes)), p.id
+
+
+def test_texts_non_empty(dev: list[LabeledPost]) -> None:
+    for p in dev:
+        assert p.text.strip(), p.id
+        assert p.parent_text is None
+
+
+def test_missing_shared_dir_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="shared data folder not found"):
+        load_real_dev(tmp_path / "nowhere")
