@@ -186,10 +186,15 @@ class DirtyBucket(SQLModel, table=True):
 
 
 class Quarantine(SQLModel, table=True):
-    """A malformed item or response, kept raw with the reason for inspection."""
+    """A malformed item or response, kept raw with the reason; once per (source, payload)."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("source", "payload_hash", name="uq_quarantine_source_payload"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=64, index=True)
+    payload_hash: str = Field(max_length=64)
     reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     payload: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

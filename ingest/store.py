@@ -118,8 +118,29 @@ def upsert_posts(*, session: Session, posts: list[NormalizedPost], secret: str) 
 
 
 def quarantine(*, session: Session, items: list[Quarantined]) -> int:
-    """Keep malformed items raw with their reason; returns how many."""
+    """Keep malformed items raw with their reason, once per payload; returns how many are new."""
+    rows = []
     for q in items:
         payload = q.payload if isinstance(q.payload, str) else json.dumps(q.payload, default=str)
-        session.add(Quarantine(source=q.source, reason=q.reason[:2000], payload=payload))
-    return len(items)
+        rows.append(
+            {
+                "source": q.source,
+                "reason": q.reason[:2000],
+                "payload": payload,
+                "payload_hash": hashlib.sha256(payload.encode("utf-8", "replace")).hexdigest(),
+                "created_at": utcnow(),
+            }
+        )
+    table = Quarantine.__table__  # type: ignore[attr-defined]
+    if rows:
+        seen = {
+            (src, h)
+            for src, h in session.execute(
+                sa.select(table.c.source, table.c.payload_hash).where(
+                    table.c.payload_hash.in_([r["payload_hash"] for r in rows])
+                )
+            )
+        }
+        rows = [r for r in rows if (r["source"], r["payload_hash"]) not in seen]
+        insert_ignoring_conflicts(session, table, rows, ["source", "payload_hash"])
+    return len({(r["source"], r["payload_hash"]) for r in rows})

@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """Generate Undertow's demo corpus: data/demo/posts.jsonl and data/demo/releases.json.
 
 Every text in this file was written for the project; nothing is copied from real posts.

@@ -1,0 +1,246 @@
+"""Mastodon: hashtag timelines on each configured instance, threads from statuses/{id}/context.
+
+Status ids are per instance, so the external id is the status ``uri`` (the same post seen on
+two instances is one post). Parent and root ids are resolved to URIs inside a context response;
+a reply whose parent was not fetched keeps ``parent_external_id=None`` (its ``in_reply_to_id``
+stays in ``raw``). Cursor: ``{"since_id": {"INSTANCE|TAG": status id}}``. Deleted statuses just
+disappear from the API, so nothing is yielded for them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from core.settings import SourceConfig
+from ingest.base import Batch, NormalizedPost, Quarantined
+from ingest.http import Http, SleepFn, SourceError, decode_json
+from ingest.normalize import (
+    ItemError,
+    Page,
+    as_dict,
+    engagement,
+    get_dict,
+    get_int,
+    get_str,
+    parse_time,
+    safely,
+    utc_now,
+)
+from ingest.text import clean_text, html_to_text
+
+PLATFORM = "mastodon"
+DEFAULT_INSTANCE = "https://mastodon.social"
+
+
+def _id_key(status_id: str) -> tuple[int, str]:
+    """Sort key for Mastodon's numeric string ids (longer is newer)."""
+    return (len(status_id), status_id)
+
+
+def _post_from_status(
+    status: Any,
+    *,
+    source: str,
+    query: str | None,
+    uri_of: dict[str, str] | None = None,
+    root: str | None = None,
+) -> NormalizedPost:
+    status = as_dict(status, "status")
+    reblog = status.get("reblog")
+    if isinstance(reblog, dict):
+        status = reblog  # a boost carries no text of its own
+    uri = get_str(status, "uri", required=True)
+    assert uri is not None
+    get_str(status, "id", required=True)
+    created = parse_time(status.get("created_at"))
+    content = status.get("content")
+    if not isinstance(content, str):
+        raise ItemError("status without content")
+    account = get_dict(status, "account")
+    reply_to = get_str(status, "in_reply_to_id")
+    parent = (uri_of or {}).get(reply_to) if reply_to else None
+    warning = clean_text(get_str(status, "spoiler_text")) or None
+    return NormalizedPost(
+        platform=PLATFORM,
+        external_id=uri,
+        text=html_to_text(content),
+        created_at=created,
+        url=get_str(status, "url") or uri,
+        title=warning,
+        lang=get_str(status, "language"),
+        author_handle=get_str(account, "acct"),
+        parent_external_id=parent,
+        root_external_id=root if reply_to else uri,
+        engagement=engagement(
+            replies=get_int(status, "replies_count"),
+            reposts=get_int(status, "reblogs_count"),
+            likes=get_int(status, "favourites_count"),
+        ),
+        raw=status,
+        source=source,
+        query=query,
+    )
+
+
+def normalize_status(
+    raw: Any,
+    *,
+    source: str,
+    query: str | None = None,
+    uri_of: dict[str, str] | None = None,
+    root: str | None = None,
+    strict: bool = False,
+) -> NormalizedPost | Quarantined:
+    """A status as a post (links resolved through ``uri_of``: local id -> uri), or quarantine."""
+    return safely(
+        lambda r: _post_from_status(r, source=source, query=query, uri_of=uri_of, root=root),
+        raw,
+        source=source,
+        strict=strict,
+    )
+
+
+class MastodonSource:
+    """Statuses under each tag on each instance, with their conversations."""
+
+    kind = "mastodon"
+
+    def __init__(self, config: SourceConfig, *, client: httpx.Client, sleep: SleepFn | None = None):
+        self.config = config
+        self.name = config.name
+        opts = config.options
+        instances = opts.get("instances") or [config.base_url or DEFAULT_INSTANCE]
+        self.instances = [str(i).rstrip("/") for i in instances]
+        tags = opts.get("tags") or config.queries
+        self.tags = [str(t).lstrip("#").replace(" ", "") for t in tags if str(t).strip("# ")]
+        self.page_size = min(40, int(opts.get("page_size", 40)))
+        self.token = opts.get("access_token")
+        self.http = Http(client, source=config.name, sleep=sleep)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
+        """Timeline pages newest first through the Link header, down to since_id or the window."""
+        state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
+        marks = state.setdefault("since_id", {})
+        if not isinstance(marks, dict):
+            marks = state["since_id"] = {}
+        cutoff = utc_now() - timedelta(hours=self.config.backfill_hours)
+        seen: set[str] = set()
+        for instance in self.instances:
+            for tag in self.tags:
+                key = f"{instance}|{tag}"
+                since = marks.get(key) if isinstance(marks.get(key), str) else None
+                newest = since
+                url: str | None = f"{instance}/api/v1/timelines/tag/{quote(tag, safe='')}"
+                params: dict[str, Any] | None = {"limit": self.page_size, "since_id": since}
+                for _ in range(self.config.max_pages):
+                    if url is None:
+                        break
+                    response = self.http.get(url, params=params, headers=self._headers())
+                    body = decode_json(response)
+                    if not isinstance(body, list):
+                        raise SourceError("tag timeline is not a list of statuses")
+                    page = Page(source=self.name, seen=seen)
+                    reached_old = not body
+                    for status in body:
+                        sid = get_str(status, "id") if isinstance(status, dict) else None
+                        if sid and since and _id_key(sid) <= _id_key(since):
+                            reached_old = True
+                            continue
+                        item = normalize_status(status, source=self.name, query=f"#{tag}")
+                        if isinstance(item, NormalizedPost):
+                            assert sid is not None
+                            if newest is None or _id_key(sid) > _id_key(newest):
+                                newest = sid
+                            if since is None and item.created_at < cutoff:
+                                reached_old = True
+                        post = page.add(item)
+                        if post is not None:
+                            self._expand(instance, status, post, page)
+                    if page:
+                        yield Batch(
+                            posts=page.posts,
+                            quarantined=page.quarantined,
+                            cursor=copy.deepcopy(state),
+                        )
+                    if reached_old:
+                        break
+                    next_link = response.links.get("next", {}).get("url")
+                    # The next link carries max_id; since_id is ours to keep.
+                    url, params = (
+                        next_link,
+                        (
+                            {"since_id": since}
+                            if since and next_link and "since_id=" not in next_link
+                            else None
+                        ),
+                    )
+                if newest and newest != since:
+                    marks[key] = newest
+                    yield Batch(cursor=copy.deepcopy(state))
+
+    def _expand(self, instance: str, status: Any, post: NormalizedPost, page: Page) -> None:
+        """Add ancestors and descendants from statuses/{id}/context, links resolved to URIs."""
+        depth, size = self.config.thread_depth, self.config.thread_size
+        if depth <= 0 or size <= 0 or not isinstance(status, dict):
+            return
+        if isinstance(status.get("reblog"), dict):
+            status = status["reblog"]
+        focal_id = get_str(status, "id")
+        if not focal_id:
+            return
+        if not post.engagement.get("replies") and not get_str(status, "in_reply_to_id"):
+            return
+        try:
+            body = self.http.get_json(
+                f"{instance}/api/v1/statuses/{focal_id}/context", headers=self._headers()
+            )
+        except SourceError as e:
+            if e.status in (401, 403, 404):
+                return
+            raise
+        if not isinstance(body, dict):
+            raise SourceError("context response is not an object")
+        ancestors = [s for s in body.get("ancestors") or [] if isinstance(s, dict)]
+        descendants = [s for s in body.get("descendants") or [] if isinstance(s, dict)]
+        uri_of: dict[str, str] = {focal_id: post.external_id}
+        reply_to: dict[str, str | None] = {focal_id: get_str(status, "in_reply_to_id")}
+        for s in (*ancestors, *descendants):
+            sid, suri = get_str(s, "id"), get_str(s, "uri")
+            if sid and suri:
+                uri_of[sid] = suri
+                reply_to[sid] = get_str(s, "in_reply_to_id")
+        # Ancestors come oldest first; the first is the root when the chain is complete.
+        root = get_str(ancestors[0], "uri") if ancestors else post.external_id
+        post.root_external_id = root
+        parent_id = reply_to[focal_id]
+        if parent_id:
+            post.parent_external_id = uri_of.get(parent_id)
+
+        def depth_below(sid: str) -> int:
+            hops, cur = 0, sid
+            while cur != focal_id and hops <= depth:
+                nxt = reply_to.get(cur)
+                if nxt is None:
+                    return depth + 1  # not under the focal status
+                cur, hops = nxt, hops + 1
+            return hops
+
+        chosen = ancestors[-depth:] + [
+            s for s in descendants if depth_below(get_str(s, "id") or "") <= depth
+        ]
+        added = 0
+        for s in chosen:
+            if added >= size:
+                break
+            item = normalize_status(s, source=self.name, query=post.query, uri_of=uri_of, root=root)
+            if page.add(item) is not None:
+                added += 1

@@ -1,0 +1,318 @@
+"""Reddit: search and subreddit listings, comment trees with ``more`` stubs expanded.
+
+External ids are fullnames (``t3_…`` submissions, ``t1_…`` comments), so parent and root links
+are Reddit's own ``parent_id`` and ``link_id``. Cursor:
+``{"listings": {"search:QUERY" | "r/SUB": {"t": created_utc, "ids": [...]}}}``.
+A ``[deleted]``/``[removed]`` body or a removed submission is yielded with ``deleted=True``
+(empty text for comments, the title only for submissions).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from core.settings import SourceConfig
+from ingest.base import Batch, NormalizedPost, Quarantined
+from ingest.http import Http, SleepFn, SourceError
+from ingest.normalize import (
+    ItemError,
+    Page,
+    Watermark,
+    as_dict,
+    engagement,
+    get_dict,
+    get_int,
+    get_list,
+    get_str,
+    parse_time,
+    safely,
+    utc_now,
+)
+from ingest.text import clean_text
+
+PLATFORM = "reddit"
+PUBLIC_BASE_URL = "https://www.reddit.com"
+OAUTH_BASE_URL = "https://oauth.reddit.com"
+SITE = "https://www.reddit.com"
+_GONE = {"[deleted]", "[removed]"}
+_MORE_BATCH = 100
+
+
+def _permalink(data: dict[str, Any], fallback: str) -> str:
+    link = get_str(data, "permalink")
+    if link:
+        return link if link.startswith("http") else SITE + link
+    return fallback
+
+
+def _post_from_thing(thing: Any, *, source: str, query: str | None) -> NormalizedPost:
+    thing = as_dict(thing, "thing")
+    kind = get_str(thing, "kind")
+    data = as_dict(thing.get("data"), "data")
+    if kind not in ("t1", "t3"):
+        raise ItemError(f"not a post or comment: kind={kind!r:.20}")
+    item_id = get_str(data, "id", required=True)
+    name = get_str(data, "name") or f"{kind}_{item_id}"
+    if name != f"{kind}_{item_id}":
+        raise ItemError("name and id disagree")
+    created = parse_time(data.get("created_utc"))
+    author = get_str(data, "author")
+    if author in _GONE:
+        author = None
+    if kind == "t3":
+        title = clean_text(get_str(data, "title"))
+        selftext = get_str(data, "selftext") or ""
+        deleted = selftext in _GONE or data.get("removed_by_category") not in (None, "")
+        body = "" if selftext in _GONE else clean_text(selftext)
+        text = "\n\n".join(p for p in (title, body) if p)
+        url = _permalink(data, f"{SITE}/comments/{item_id}/")
+        return NormalizedPost(
+            platform=PLATFORM,
+            external_id=name,
+            text=text,
+            created_at=created,
+            url=url,
+            title=title or None,
+            author_handle=author,
+            parent_external_id=None,
+            root_external_id=name,
+            engagement=engagement(
+                score=get_int(data, "score"), comments=get_int(data, "num_comments")
+            ),
+            raw=data,
+            source=source,
+            query=query,
+            deleted=deleted,
+        )
+    body_raw = get_str(data, "body") or ""
+    parent = get_str(data, "parent_id")
+    link = get_str(data, "link_id")
+    if not parent or not link:
+        raise ItemError("comment without parent_id or link_id")
+    deleted = body_raw in _GONE
+    raw = {k: v for k, v in data.items() if k != "replies"}
+    return NormalizedPost(
+        platform=PLATFORM,
+        external_id=name,
+        text="" if deleted else clean_text(body_raw),
+        created_at=created,
+        url=_permalink(data, f"{SITE}/comments/{link[3:]}/_/{item_id}/"),
+        author_handle=author,
+        parent_external_id=parent,
+        root_external_id=link,
+        engagement=engagement(score=get_int(data, "score")),
+        raw=raw,
+        source=source,
+        query=query,
+        deleted=deleted,
+    )
+
+
+def normalize_thing(
+    raw: Any, *, source: str, query: str | None = None, strict: bool = False
+) -> NormalizedPost | Quarantined:
+    """A listing child (``{"kind": "t1"|"t3", "data": {...}}``) as a post, or quarantine."""
+    return safely(
+        lambda r: _post_from_thing(r, source=source, query=query), raw, source=source, strict=strict
+    )
+
+
+def _listing_children(body: Any) -> tuple[list[Any], str | None]:
+    if not isinstance(body, dict) or body.get("kind") != "Listing":
+        raise SourceError("response is not a Listing")
+    data = get_dict(body, "data")
+    children = data.get("children")
+    if not isinstance(children, list):
+        raise SourceError("Listing without children")
+    return children, get_str(data, "after")
+
+
+class RedditSource:
+    """Submissions from searches and subreddits, with their comment trees."""
+
+    kind = "reddit"
+
+    def __init__(self, config: SourceConfig, *, client: httpx.Client, sleep: SleepFn | None = None):
+        self.config = config
+        self.name = config.name
+        opts = config.options
+        self.client_id = opts.get("client_id")
+        self.client_secret = opts.get("client_secret")
+        self.oauth = bool(self.client_id and self.client_secret)
+        default = OAUTH_BASE_URL if self.oauth else PUBLIC_BASE_URL
+        self.base_url = (config.base_url or default).rstrip("/")
+        self.auth_url = str(opts.get("auth_url", PUBLIC_BASE_URL)).rstrip("/")
+        self.subreddits = [str(s).removeprefix("r/") for s in opts.get("subreddits", [])]
+        self.more_limit = int(opts.get("more_limit", 3))
+        self.page_size = int(opts.get("page_size", 100))
+        self.http = Http(client, source=config.name, sleep=sleep)
+        self._token: str | None = None
+        self._token_expires = 0.0
+
+    # --- requests -------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        if not self.oauth:
+            return {}
+        if self._token is None or time.time() > self._token_expires - 60:
+            self._authenticate()
+        return {"Authorization": f"bearer {self._token}"}
+
+    def _authenticate(self) -> None:
+        body = self.http.request(
+            "POST",
+            f"{self.auth_url}/api/v1/access_token",
+            data={"grant_type": "client_credentials"},
+            auth=(str(self.client_id), str(self.client_secret)),
+        ).json()
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str):
+            raise SourceError("reddit token response without access_token", status=401)
+        self._token = token
+        self._token_expires = time.time() + float(get_int(body, "expires_in") or 3600)
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        url = f"{self.base_url}{path}"
+        params = {**params, "raw_json": 1}
+        try:
+            return self.http.get_json(url, params=params, headers=self._headers())
+        except SourceError as e:
+            if e.status != 401 or not self.oauth:
+                raise
+            self._token = None  # expired early: one fresh token, one more try
+            return self.http.get_json(url, params=params, headers=self._headers())
+
+    # --- fetching -------------------------------------------------------------------------
+
+    def _listings(self) -> list[tuple[str, str, dict[str, Any], str | None]]:
+        out: list[tuple[str, str, dict[str, Any], str | None]] = []
+        for q in self.config.queries:
+            params = {"q": q, "sort": "new", "t": "all", "type": "link", "limit": self.page_size}
+            out.append((f"search:{q}", "/search.json", params, q))
+        for sub in self.subreddits:
+            out.append((f"r/{sub}", f"/r/{sub}/new.json", {"limit": self.page_size}, None))
+        return out
+
+    def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
+        """Pages of each listing, newest first, down to the stored mark or the backfill window."""
+        state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
+        marks = state.setdefault("listings", {})
+        if not isinstance(marks, dict):
+            marks = state["listings"] = {}
+        cutoff = (utc_now() - timedelta(hours=self.config.backfill_hours)).timestamp()
+        seen: set[str] = set()
+        for key, path, params, query in self._listings():
+            mark = Watermark(marks.get(key))
+            new_mark = Watermark(marks.get(key))
+            after: str | None = None
+            for _ in range(self.config.max_pages):
+                children, after = _listing_children(
+                    self._get(path, {**params, "after": after} if after else params)
+                )
+                page = Page(source=self.name, seen=seen)
+                reached_old = False
+                for child in children:
+                    item = normalize_thing(child, source=self.name, query=query)
+                    if isinstance(item, NormalizedPost):
+                        t = item.created_at.timestamp()
+                        if not mark.is_new(t, item.external_id):
+                            reached_old = True
+                            continue
+                        if mark.t is None and t < cutoff:
+                            reached_old = True
+                        new_mark.advance(t, item.external_id)
+                    post = page.add(item)
+                    if post is not None and not post.parent_external_id:
+                        self._expand(post, page)
+                if page:
+                    yield Batch(
+                        posts=page.posts, quarantined=page.quarantined, cursor=copy.deepcopy(state)
+                    )
+                if reached_old or not after or not children:
+                    break
+            if new_mark.state() is not None and new_mark.state() != marks.get(key):
+                marks[key] = new_mark.state()
+                yield Batch(cursor=copy.deepcopy(state))
+
+    def _expand(self, post: NormalizedPost, page: Page) -> None:
+        """Add the comment tree of a submission, expanding ``more`` stubs up to ``more_limit``."""
+        depth_limit, size_limit = self.config.thread_depth, self.config.thread_size
+        if depth_limit <= 0 or size_limit <= 0 or not post.engagement.get("comments"):
+            return
+        article = post.external_id.removeprefix("t3_")
+        try:
+            body = self._get(
+                f"/comments/{article}.json",
+                {"limit": min(size_limit, 500), "depth": depth_limit, "sort": "new"},
+            )
+        except SourceError as e:
+            if e.status in (403, 404):  # removed, private or quarantined subreddit
+                return
+            raise
+        if not isinstance(body, list) or len(body) < 2:
+            raise SourceError("comments response is not [post, comments]")
+        comments, _ = _listing_children(body[1])
+        added = 0
+        depth_of: dict[str, int] = {post.external_id: 0}
+        stubs: list[str] = []
+        stack: list[Any] = list(reversed(comments))
+        while stack and added < size_limit:
+            child = stack.pop()
+            data = get_dict(child, "data") if isinstance(child, dict) else {}
+            parent = get_str(data, "parent_id") or ""
+            depth = depth_of.get(parent, 0) + 1
+            if depth > depth_limit:
+                continue
+            if isinstance(child, dict) and child.get("kind") == "more":
+                stubs.extend(c for c in get_list(data, "children") if isinstance(c, str))
+                continue
+            item = normalize_thing(child, source=self.name, query=post.query)
+            if isinstance(item, NormalizedPost):
+                depth_of[item.external_id] = depth
+            if page.add(item) is not None:
+                added += 1
+            replies = data.get("replies")
+            if isinstance(replies, dict):
+                kids = get_list(get_dict(replies, "data"), "children")
+                stack.extend(reversed(kids))
+        calls = 0
+        while stubs and added < size_limit and calls < self.more_limit:
+            chunk, stubs = stubs[:_MORE_BATCH], stubs[_MORE_BATCH:]
+            calls += 1
+            body = self._get(
+                "/api/morechildren",
+                {
+                    "api_type": "json",
+                    "link_id": post.external_id,
+                    "children": ",".join(chunk),
+                    "sort": "new",
+                    "limit_children": "false",
+                },
+            )
+            things = get_list(
+                get_dict(get_dict(body, "json") if isinstance(body, dict) else {}, "data"), "things"
+            )
+            if not isinstance(body, dict) or "json" not in body:
+                raise SourceError("morechildren response without json.data.things")
+            for thing in things:
+                if added >= size_limit:
+                    break
+                data = get_dict(thing, "data") if isinstance(thing, dict) else {}
+                parent = get_str(data, "parent_id") or ""
+                depth = depth_of.get(parent, 0) + 1
+                if depth > depth_limit:
+                    continue
+                if isinstance(thing, dict) and thing.get("kind") == "more":
+                    stubs.extend(c for c in get_list(data, "children") if isinstance(c, str))
+                    continue
+                item = normalize_thing(thing, source=self.name, query=post.query)
+                if isinstance(item, NormalizedPost):
+                    depth_of[item.external_id] = depth
+                if page.add(item) is not None:
+                    added += 1

@@ -1,0 +1,102 @@
+"""Mastodon adapter against recorded tag timelines and contexts on loopback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import ingest.sources.mastodon as mastodon_module
+from ingest.sources import build_source
+from tests.ingest.conftest import config, drain, freeze_now, load_recorded, own, recorded
+
+
+def test_two_instances_one_post_per_uri_then_nothing_new(api, client, sleeps):
+    api.add(
+        "/mastodon.social/api/v1/timelines/tag/rstats",
+        recorded("mastodon/timelines_tag_rstats_mastodon_social.json"),
+    )
+    api.add(
+        "/fosstodon/api/v1/timelines/tag/rstats",
+        recorded("mastodon/timelines_tag_rstats_fosstodon.json"),
+    )
+    instances = [f"{api.url}/mastodon.social", f"{api.url}/fosstodon"]
+    cfg = config("mastodon", queries=["#rstats"], thread_depth=0, options={"instances": instances})
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    statuses = load_recorded("mastodon/timelines_tag_rstats_mastodon_social.json")
+    assert [p.external_id for p in got.posts] == [s["uri"] for s in statuses]
+    assert got.quarantined == []
+    first = got.posts[0]
+    assert first.text.startswith("After a month or so of not using Claude Code much")
+    assert "<" not in first.text and "&amp;" not in first.text
+    assert first.created_at == datetime(2025, 7, 17, 19, 7, 48, tzinfo=UTC)
+    assert first.author_handle == "simonpcouch@rstats.me" and first.lang == "en"
+    assert first.root_external_id == first.external_id and first.parent_external_id is None
+    assert first.engagement == {"replies": 0, "reposts": 0, "likes": 0}
+    assert first.query == "#rstats"
+    assert got.cursor == {
+        "since_id": {
+            f"{instances[0]}|rstats": "114870142396314555",
+            f"{instances[1]}|rstats": "114870142263126875",
+        }
+    }
+    again = drain(build_source(cfg, client=client, sleep=sleeps), got.cursor)
+    assert again.posts == []
+    last = api.requests_to("/fosstodon/api/v1/timelines/tag/rstats")[-1]
+    assert last.params["since_id"] == "114870142263126875"
+
+
+def test_link_header_paging_and_broken_status(api, client, sleeps, monkeypatch):
+    freeze_now(monkeypatch, mastodon_module, datetime(2025, 3, 1, 13, tzinfo=UTC))
+    path = "/api/v1/timelines/tag/claude"
+    api.add(path, own("mastodon_tag_page2.json"), max_id="200001")
+    api.add(
+        path,
+        own(
+            "mastodon_tag_page1.json",
+            headers={
+                "Link": '<{base}/api/v1/timelines/tag/claude?max_id=200001>; rel="next", '
+                '<{base}/api/v1/timelines/tag/claude?min_id=200003>; rel="prev"'
+            },
+        ),
+    )
+    cfg = config("mastodon", api.url, queries=["claude"], thread_depth=0)
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    assert [p.external_id.rsplit("/", 1)[1] for p in got.posts] == ["200003", "200002", "100001"]
+    assert len(got.quarantined) == 1 and "200001" in got.quarantined[0].payload
+    assert got.posts[0].text == "Claude & GPT-5 #ai\n\nsecond line"
+    assert got.posts[2].title == "cw: rant"
+    assert got.cursor["since_id"][f"{api.url}|claude"] == "200003"
+
+
+def test_context_descendants_resolve_to_uris(api, client, sleeps):
+    api.add("/api/v1/timelines/tag/rstats", own("mastodon_tag_focal.json"))
+    api.add(
+        "/api/v1/statuses/109294719267373593/context",
+        recorded("mastodon/statuses_109294719267373593_context.json"),
+    )
+    cfg = config("mastodon", api.url, queries=["rstats"], thread_depth=10, thread_size=1000)
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    context = load_recorded("mastodon/statuses_109294719267373593_context.json")
+    focal_uri = "https://mastodon.social/users/focal_user/statuses/109294719267373593"
+    uri_of = {s["id"]: s["uri"] for s in context["descendants"]} | {"109294719267373593": focal_uri}
+    posts = got.by_id()
+    assert set(posts) == {focal_uri} | {s["uri"] for s in context["descendants"]}
+    for s in context["descendants"]:
+        post = posts[s["uri"]]
+        assert post.parent_external_id == uri_of[s["in_reply_to_id"]]
+        assert post.root_external_id == focal_uri
+        assert "<" not in post.text
+
+
+def test_context_ancestors_give_parent_and_root(api, client, sleeps):
+    api.add("/api/v1/timelines/tag/rstats", own("mastodon_tag_reply.json"))
+    api.add(
+        "/api/v1/statuses/114027213608365869/context",
+        recorded("mastodon/statuses_114027213608365869_context_with_ancestors.json"),
+    )
+    cfg = config("mastodon", api.url, queries=["rstats"])
+    posts = drain(build_source(cfg, client=client, sleep=sleeps)).by_id()
+    ancestor = "https://fosstodon.org/users/schochastics/statuses/114026814291152535"
+    reply = posts["https://fosstodon.org/users/reply_user/statuses/114027213608365869"]
+    assert reply.parent_external_id == ancestor and reply.root_external_id == ancestor
+    assert posts[ancestor].root_external_id == ancestor
+    assert posts[ancestor].created_at == datetime(2025, 2, 18, 20, 38, 26, 738000, tzinfo=UTC)

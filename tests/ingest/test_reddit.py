@@ -1,0 +1,191 @@
+"""Reddit adapter against recorded listings, a comment tree and morechildren on loopback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+import ingest.sources.reddit as reddit_module
+from ingest.http import SourceError
+from ingest.sources import build_source
+from tests.ingest.conftest import (
+    as_json,
+    config,
+    drain,
+    freeze_now,
+    load_recorded,
+    own,
+    recorded,
+)
+
+
+def _serve_listings(api):
+    api.add("/search.json", own("reddit_search_page2.json"), after="t3_hmwhd7")
+    api.add("/search.json", recorded("reddit/search_posts.json"), q="golang")
+    api.add("/r/netsec/new.json", own("reddit_netsec_new_page2.json"), after="t3_582bi3")
+    api.add("/r/netsec/new.json", recorded("reddit/subreddit_netsec_listing.json"))
+
+
+def test_search_and_subreddit_listings_with_paging(api, client, sleeps, monkeypatch):
+    # The recordings are from 2016/2020: pin "now" so they fall inside a 90-day backfill.
+    freeze_now(monkeypatch, reddit_module, datetime(2016, 10, 20, tzinfo=UTC))
+    _serve_listings(api)
+    cfg = config(
+        "reddit",
+        api.url,
+        queries=["golang"],
+        backfill_hours=24 * 90,
+        thread_depth=0,
+        options={"subreddits": ["netsec"]},
+    )
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    recorded_ids = {
+        c["data"]["name"]
+        for rel in ("reddit/search_posts.json", "reddit/subreddit_netsec_listing.json")
+        for c in load_recorded(rel)["data"]["children"]
+    }
+    posts = got.by_id()
+    assert set(posts) == recorded_ids | {"t3_581zzz"}
+    assert len(got.posts) == 2 + 27 + 1
+    assert len(got.quarantined) == 1 and "581yyy" in got.quarantined[0].payload
+
+    hiring = posts["t3_552rz1"]
+    assert hiring.title == "/r/netsec's Q4 2016 Information Security Hiring Thread"
+    assert "Rules & Guidelines" in hiring.text and "&amp;" not in hiring.text
+    assert hiring.created_at == datetime.fromtimestamp(1475163718, tz=UTC)
+    assert hiring.root_external_id == "t3_552rz1" and hiring.parent_external_id is None
+    assert hiring.url == (
+        "https://www.reddit.com/r/netsec/comments/552rz1/rnetsecs_q4_2016_information_security_hiring/"
+    )
+    assert hiring.engagement == {"score": 205, "comments": 69}
+    assert posts["t3_hybow9"].query == "golang" and posts["t3_552rz1"].query is None
+
+    removed = posts["t3_581zzz"]
+    assert removed.deleted and removed.author_handle is None
+    assert removed.text == "A post whose author left"
+
+    # Paging followed ``after`` and sent the descriptive User-Agent.
+    afters = [r.params.get("after") for r in api.requests_to("/r/netsec/new.json")]
+    assert afters == [None, "t3_582bi3"]
+    assert api.requests[0].headers["user-agent"].startswith("undertow/")
+    assert api.requests[0].params["raw_json"] == "1"
+
+    n = len(api.requests)
+    again = drain(build_source(cfg, client=client, sleep=sleeps), got.cursor)
+    assert again.posts == [] and again.quarantined == []
+    # Each listing stops at its first page: everything on it is at or below the mark.
+    assert len(api.requests) - n == 2
+
+
+def _walk(children, out):
+    for c in children:
+        if c["kind"] == "t1":
+            out.append(c["data"])
+            replies = c["data"].get("replies")
+            if isinstance(replies, dict):
+                _walk(replies["data"]["children"], out)
+    return out
+
+
+def _more_ids(children, out):
+    for c in children:
+        if c["kind"] == "more":
+            out.extend(c["data"]["children"])
+        elif isinstance(c["data"].get("replies"), dict):
+            _more_ids(c["data"]["replies"]["data"]["children"], out)
+    return out
+
+
+def test_comment_tree_with_more_stubs(api, client, sleeps, monkeypatch):
+    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, tzinfo=UTC))
+    api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
+    api.add("/comments/1cebxh.json", recorded("reddit/comments_thread_1cebxh.json"))
+    api.add("/api/morechildren", recorded("reddit/morechildren.json"))
+    cfg = config(
+        "reddit",
+        api.url,
+        thread_depth=50,
+        thread_size=10_000,
+        options={"subreddits": ["self"], "more_limit": 1},
+    )
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    posts = got.by_id()
+
+    thread = load_recorded("reddit/comments_thread_1cebxh.json")
+    tree = _walk(thread[1]["data"]["children"], [])
+    more = [
+        t["data"]
+        for t in load_recorded("reddit/morechildren.json")["json"]["data"]["things"]
+        if t["kind"] == "t1"
+    ]
+    expected = {"t3_1cebxh"} | {c["name"] for c in tree} | {c["name"] for c in more}
+    assert set(posts) == expected
+    assert len(got.posts) == 1 + 199 + 50 and got.quarantined == []
+
+    top = posts["t1_c9ftsjg"]
+    assert top.parent_external_id == "t3_1cebxh" and top.root_external_id == "t3_1cebxh"
+    assert top.author_handle == "bacon_cake" and top.text.endswith("that's something special.")
+    nested = next(c for c in tree if c["parent_id"].startswith("t1_"))
+    assert posts[nested["name"]].parent_external_id == nested["parent_id"]
+    deleted = [p for p in got.posts if p.deleted]
+    gone = {c["name"] for c in tree if c["body"] in ("[deleted]", "[removed]")}
+    assert {p.external_id for p in deleted} == gone and all(p.text == "" for p in deleted)
+    assert posts["t1_fvbhult"].root_external_id == "t3_hbo4a7"
+
+    calls = api.requests_to("/api/morechildren")
+    assert len(calls) == 1
+    assert calls[0].params["link_id"] == "t3_1cebxh"
+    assert (
+        calls[0].params["children"].split(",") == _more_ids(thread[1]["data"]["children"], [])[:100]
+    )
+    tree_call = api.requests_to("/comments/1cebxh.json")[0]
+    assert tree_call.params["depth"] == "50" and tree_call.params["sort"] == "new"
+
+
+def test_thread_size_bounds_the_tree(api, client, sleeps, monkeypatch):
+    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, tzinfo=UTC))
+    api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
+    api.add("/comments/1cebxh.json", recorded("reddit/comments_thread_1cebxh.json"))
+    cfg = config(
+        "reddit", api.url, thread_depth=1, thread_size=10, options={"subreddits": ["self"]}
+    )
+    got = drain(build_source(cfg, client=client, sleep=sleeps))
+    comments = [p for p in got.posts if p.external_id.startswith("t1_")]
+    assert len(comments) == 10
+    assert all(p.parent_external_id == "t3_1cebxh" for p in comments)
+    assert api.requests_to("/api/morechildren") == []
+
+
+def test_oauth_client_credentials(api, client, sleeps, monkeypatch):
+    freeze_now(monkeypatch, reddit_module, datetime(2016, 10, 20, tzinfo=UTC))
+    api.add(
+        "/api/v1/access_token",
+        as_json({"access_token": "tok123", "expires_in": 3600}),
+        method="POST",
+    )
+    api.add(
+        "/r/netsec/new.json", as_json({"kind": "Listing", "data": {"after": None, "children": []}})
+    )
+    cfg = config(
+        "reddit",
+        api.url,
+        options={
+            "subreddits": ["netsec"],
+            "client_id": "id",
+            "client_secret": "pw",
+            "auth_url": api.url,
+        },
+    )
+    drain(build_source(cfg, client=client, sleep=sleeps))
+    token_call = api.requests_to("/api/v1/access_token")[0]
+    assert token_call.headers["authorization"].startswith("Basic ")
+    assert b"grant_type=client_credentials" in token_call.body
+    assert api.requests_to("/r/netsec/new.json")[0].headers["authorization"] == "bearer tok123"
+
+
+def test_a_non_listing_response_is_a_source_error(api, client, sleeps):
+    api.add("/r/netsec/new.json", as_json({"message": "Forbidden"}))
+    cfg = config("reddit", api.url, options={"subreddits": ["netsec"]})
+    with pytest.raises(SourceError):
+        drain(build_source(cfg, client=client, sleep=sleeps))
