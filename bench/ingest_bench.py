@@ -26,7 +26,22 @@ from core.posttext import text_hash
 from ingest.sources.replay import parse_line
 from ingest.store import author_key, upsert_posts
 
-WORDS = "claude chatgpt gemini refused deleted my work again the model new release today research".split()
+WORDS = [
+    "claude",
+    "chatgpt",
+    "gemini",
+    "refused",
+    "deleted",
+    "my",
+    "work",
+    "again",
+    "the",
+    "model",
+    "new",
+    "release",
+    "today",
+    "research",
+]
 
 
 def records(n: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -79,7 +94,9 @@ def run_naive(url: str, recs: list[dict[str, Any]]) -> float:
                     text=p.text,
                     text_hash=text_hash(title=p.title, text=p.text),
                     author_handle=p.author_handle,
-                    author_key=author_key(platform=p.platform, handle=p.author_handle, secret="bench"),
+                    author_key=author_key(
+                        platform=p.platform, handle=p.author_handle, secret="bench"
+                    ),
                     parent_external_id=p.parent_external_id,
                     root_external_id=p.root_external_id,
                     engagement=p.engagement,
@@ -98,7 +115,9 @@ def _fresh_pg(admin: str) -> tuple[str, str]:
     name = f"undertow_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
-    return name, admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    return name, admin.rsplit("/", 1)[0].replace(
+        "postgresql://", "postgresql+psycopg://"
+    ) + f"/{name}"
 
 
 def _drop_pg(admin: str, name: str) -> None:
@@ -117,7 +136,10 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in ("sqlite", "postgresql"):
-            for label, fn, data in (("batched upsert", run_batched, recs), ("naive one-row", run_naive, naive)):
+            for label, fn, data in (
+                ("batched upsert", run_batched, recs),
+                ("naive one-row", run_naive, naive),
+            ):
                 if backend == "sqlite":
                     url, name = f"sqlite:///{Path(tmp) / (label[:5] + '.db')}", ""
                 else:
@@ -138,9 +160,10 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for r in results:
+        rerun = f"{r['rerun_posts_per_s']:,}" if "rerun_posts_per_s" in r else "-"
         lines.append(
-            f"| {r['backend']} | {r['path']} | {r['posts']:,} | {r['seconds']} | {r['posts_per_s']:,} | "
-            f"{r.get('rerun_posts_per_s', '-') if isinstance(r.get('rerun_posts_per_s'), str) else format(r.get('rerun_posts_per_s', 0), ',') if 'rerun_posts_per_s' in r else '-'} |"
+            f"| {r['backend']} | {r['path']} | {r['posts']:,} | {r['seconds']} | "
+            f"{r['posts_per_s']:,} | {rerun} |"
         )
     write_result(
         "ingest",
