@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,7 @@ from pydantic_settings import (
 
 PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 - a marker, refused outside development
 CONFIG_ENV = "UNDERTOW_CONFIG"
+_SECRET_OPTION = re.compile(r"(secret|password|token|key)", re.I)
 SourceKind = Literal["hackernews", "reddit", "bluesky", "mastodon", "x", "rss", "file", "replay"]
 
 
@@ -40,6 +43,58 @@ class SourceConfig(BaseModel):
     # Kind-specific settings (subreddits, instances, tags, feed urls, credentials, column maps).
     options: dict[str, Any] = Field(default_factory=dict)
 
+    def __repr_args__(self) -> Any:
+        # Credentials live in options; never let a repr or a log line show them.
+        for key, value in super().__repr_args__():
+            if key == "options" and isinstance(value, dict):
+                value = {k: ("***" if _SECRET_OPTION.search(k) else v) for k, v in value.items()}
+            yield key, value
+
+
+class SmtpSettings(BaseModel):
+    """Outgoing mail (alert and report emails) over SMTP."""
+
+    model_config = {"extra": "forbid"}
+
+    host: str = ""  # empty: email channels are refused
+    port: int = Field(default=587, ge=1, le=65535)
+    user: str = ""
+    password: SecretStr = SecretStr("")
+    from_addr: str = "undertow@localhost"
+    starttls: bool = True
+    timeout_s: float = Field(default=20.0, gt=0)
+
+
+class AlertSettings(BaseModel):
+    """Spike detection cadence, alert lifecycle and delivery."""
+
+    model_config = {"extra": "forbid"}
+
+    detect_interval_s: int = Field(default=900, ge=30)
+    # History read per rule: the baseline, its dispersion and the calibrated threshold.
+    history_days: int = Field(default=56, ge=7, le=365)
+    # Buckets re-examined on every run, so posts that arrive late can still open an incident.
+    recheck_buckets: int = Field(default=3, ge=1, le=48)
+    # An alert resolves after this many complete buckets in a row back under the threshold.
+    resolve_after_buckets: int = Field(default=3, ge=1, le=168)
+    # Webhook (and SMTP) targets on loopback, private, link-local, multicast or unspecified
+    # addresses are refused unless this is true (SSRF protection).
+    allow_private_targets: bool = False
+    # Signs generic webhooks when a channel has no secret of its own.
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_base_s: float = Field(default=30.0, ge=0)
+    retry_max_s: float = Field(default=900.0, ge=0)
+    # Channels given to the default rules (`undertow alerts rules defaults`).
+    default_channels: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def default_sources() -> list[SourceConfig]:
+    """The packaged source list (core/default_sources.toml)."""
+    data = tomllib.loads(Path(__file__).with_name("default_sources.toml").read_text("utf-8"))
+    return [SourceConfig(**s) for s in data["sources"]]
+
 
 class Settings(BaseSettings):
     """Everything configurable; read once per process through ``get_settings()``."""
@@ -57,6 +112,11 @@ class Settings(BaseSettings):
     # Redis for the scheduler lease in distributed mode; empty means a file lock under data_dir.
     redis_url: str = ""
     author_key_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Signs dashboard session cookies and CSRF tokens (HMAC-SHA256); set it in production.
+    session_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    # Where the dashboard is reached from outside (links in emailed and Slack reports).
+    public_url: str = ""
     shared_dir: Path = Path("../shared")
     timezone: str = "UTC"
     api_host: str = "127.0.0.1"
@@ -77,7 +137,13 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_user_agent: str = "undertow/0.1 (+https://github.com/undertow-project/undertow)"
     rate_limit_per_minute: int = Field(default=600, ge=1)
-    sources: list[SourceConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=default_sources)
+    # Credentials that switch on the default Bluesky and X sources.
+    bluesky_identifier: str = ""
+    bluesky_app_password: SecretStr = SecretStr("")
+    x_bearer_token: SecretStr = SecretStr("")
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -103,10 +169,27 @@ class Settings(BaseSettings):
             self.author_key_secret.get_secret_value() == PLACEHOLDER_SECRET
         ):
             raise ValueError("author_key_secret still holds the development placeholder")
+        if self.env == "production" and (
+            self.session_secret.get_secret_value() == PLACEHOLDER_SECRET
+        ):
+            raise ValueError("session_secret still holds the development placeholder")
+        self._apply_credentials()
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError("source names must be unique")
         return self
+
+    def _apply_credentials(self) -> None:
+        bsky = self.bluesky_app_password.get_secret_value()
+        token = self.x_bearer_token.get_secret_value()
+        for src in self.sources:
+            if src.kind == "bluesky" and self.bluesky_identifier and bsky:
+                src.options.setdefault("identifier", self.bluesky_identifier)
+                src.options.setdefault("app_password", bsky)
+                src.enabled = True
+            if src.kind == "x" and token:
+                src.options.setdefault("bearer_token", token)
+                src.enabled = True
 
     @property
     def sqlalchemy_url(self) -> str:

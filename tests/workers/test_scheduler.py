@@ -24,14 +24,28 @@ def test_job_table_and_options():
         ]
     )
     ids = [j.id for j in job_table(settings)]
-    assert ids == ["classify.sweep", "trends.refresh_rollups", "ingest.hn"]
+    assert ids == [
+        "classify.sweep",
+        "trends.refresh_rollups",
+        "alerts.detect",
+        "reports.weekly",
+        "ingest.hn",
+    ]
     sched = build_scheduler(settings)
+    specs = {j.id: j for j in job_table(settings)}
     for job in sched.get_jobs():
         assert job.max_instances == 1
         assert job.coalesce is True
-        period = job.trigger.interval.total_seconds()
-        assert 0 < job.misfire_grace_time < period
+        assert 0 < job.misfire_grace_time < specs[job.id].every_s
     assert tuple(sched.get_job("ingest.hn").args) == ("ingest.run_source", ("hn",))
+    # Jobs run on their schedule, none is added paused.
+    sched.start(paused=True)
+    try:
+        assert all(job.next_run_time is not None for job in sched.get_jobs())
+        weekly = sched.get_job("reports.weekly")
+        assert weekly.next_run_time.weekday() == 0 and weekly.next_run_time.hour == 8
+    finally:
+        sched.shutdown(wait=False)
 
 
 def test_file_lease_is_exclusive_and_released_on_death(tmp_path):
@@ -95,7 +109,7 @@ def test_two_scheduler_processes_fire_once(tmp_path):
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / f"s{i}.log").open("w"),
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     try:

@@ -1,0 +1,35 @@
+"""Settings: defaults, the packaged sources, credentials that switch sources on."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import PLACEHOLDER_SECRET, Settings
+
+
+def test_default_sources_watch_ai_discourse_without_credentials():
+    s = Settings()
+    enabled = {x.name for x in s.sources if x.enabled}
+    assert enabled == {"hackernews", "reddit", "mastodon", "rss"}
+    hn = next(x for x in s.sources if x.kind == "hackernews")
+    assert {"Claude", "ChatGPT", "refused", "censorship"} <= set(hn.queries)
+
+
+def test_credentials_switch_on_bluesky_and_x():
+    s = Settings(bluesky_identifier="me.bsky.social", bluesky_app_password="pw", x_bearer_token="t")
+    on = {x.kind: x for x in s.sources if x.enabled}
+    assert on["bluesky"].options["app_password"] == "pw"
+    assert on["x"].options["bearer_token"] == "t"
+    assert "pw" not in repr(s)
+
+
+def test_production_refuses_placeholder_secret():
+    with pytest.raises(ValidationError, match="author_key_secret"):
+        Settings(env="production", author_key_secret=PLACEHOLDER_SECRET, session_secret="s")
+    Settings(env="production", author_key_secret="real-secret", session_secret="s")
+
+
+def test_duplicate_source_names_are_refused():
+    with pytest.raises(ValidationError, match="unique"):
+        Settings(sources=[{"name": "a", "kind": "rss"}, {"name": "a", "kind": "rss"}])
