@@ -30,7 +30,7 @@ def load_demo(posts: Path, releases: Path) -> dict[str, Any]:
     from trends.releases import add_release
 
     settings = load_settings()
-    counts = replay_file(posts.resolve(), name="demo", enqueue=True)
+    counts = replay_file(posts.resolve(), name="demo", enqueue=False)
     if releases.exists():
         with session_scope(settings) as session:
             for r in json.loads(releases.read_text()):
@@ -42,6 +42,31 @@ def load_demo(posts: Path, releases: Path) -> dict[str, Any]:
                     title=r["title"],
                 )
     return counts
+
+
+def requeue_all() -> int:
+    """Embedded start-up: no worker of ours is alive, so the database alone says what is pending.
+
+    Messages a killed worker had taken are gone with it (the filesystem transport does not
+    redeliver them), and the queue may hold stale duplicates: purge it and enqueue every post
+    without a classification for the current model and text.
+    """
+    from classify.loader import get_classifier
+    from classify.store import pending_post_ids
+    from core.db import session_scope
+    from workers.app import QUEUES, celery_app
+    from workers.enqueue import enqueue_classification
+
+    settings = load_settings()
+    with celery_app.connection_for_write() as conn:
+        for queue in QUEUES:
+            conn.default_channel.queue_purge(queue)
+    version = get_classifier(settings).version
+    with session_scope(settings) as session:
+        ids = pending_post_ids(session=session, model_version=version, stale_after_s=0, limit=10**9)
+    if ids:
+        enqueue_classification(ids)
+    return len(ids)
 
 
 def run(
@@ -59,6 +84,7 @@ def run(
         typer.echo(
             f"demo corpus: {counts['inserted']} new posts, {counts['unchanged']} already there"
         )
+    typer.echo(f"queued for classification: {requeue_all()} posts")
     procs = {
         "worker": _spawn("worker", "--concurrency", str(worker_concurrency)),
         "scheduler": _spawn("scheduler"),
