@@ -288,8 +288,8 @@ def main() -> None:
         cells = []
         for kind in KINDS:
             for det in DETECTORS:
-                vals = np.array(by_mean[(mean, kind, det)])
-                rec = float(np.isfinite(vals).mean()) if vals.size else math.nan
+                arr = np.array(by_mean[(mean, kind, det)])
+                rec = float(np.isfinite(arr).mean()) if arr.size else math.nan
                 results.setdefault(f"gen_mean{mean:g}/{kind}", {})[det] = round(rec, 3)
                 cells.append(f"{kind} {det} {rec:.2f}")
         print(f"  mean {mean:g}: " + ", ".join(cells))
