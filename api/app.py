@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import errors
-from api.routes import health, posts, trends
+from api import dashboard, errors, metrics
+from api.ratelimit import make_limiter
+from api.routes import alerts, catalog, exports, health, posts, releases, trends
+from api.routes import metrics as metrics_routes
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.taxonomy import load_taxonomy
@@ -22,8 +24,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.taxonomy = load_taxonomy(settings.taxonomy_path)
+    app.state.limiter = make_limiter(settings)
     errors.install(app)
+    metrics.install(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.include_router(trends.router)
     app.include_router(posts.router)
+    app.include_router(releases.router)
+    app.include_router(exports.router)
+    app.include_router(catalog.router)
+    app.include_router(alerts.router)
+    dashboard.mount(app)
     return app

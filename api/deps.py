@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
+from pydantic import AfterValidator
 from sqlmodel import Session
 
 from core.db import get_engine
@@ -27,6 +29,17 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def _as_utc(ts: datetime) -> datetime:
+    # A time without an offset is read as UTC (buckets are UTC), never compared naive.
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+UTCTime = Annotated[datetime, AfterValidator(_as_utc)]
+# Row ids are 32-bit integers in the database; a larger one is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+PLATFORM = r"^[a-z0-9_.-]{1,32}$"
+
+
 def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -39,8 +52,17 @@ def require_scope(scope: str) -> Callable[..., ApiKey]:
     def _dep(request: Request, session: SessionDep) -> ApiKey:
         key = authenticate(session=session, key=_bearer(request))
         session.commit()  # keep last_used_at even if the route then fails
+        request.app.state.limiter.check(key.prefix)
         require(key, scope)
         request.state.api_key = key
         return key
 
     return _dep
+
+
+def is_admin(key: ApiKey) -> bool:
+    """Whether ``key`` holds the admin scope (author handles, keys, rules)."""
+    return "admin" in key.scopes
+
+
+ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]

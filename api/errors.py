@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import RateLimited, Unavailable, UndertowError
@@ -15,6 +15,33 @@ from core.logging import get_logger
 
 log = get_logger(__name__)
 PROBLEM = "application/problem+json"
+
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def _doc(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
+
+
+# The errors every authenticated route can answer with, for the OpenAPI document.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _doc("missing, unknown or revoked API key"),
+    403: _doc("the key lacks the scope"),
+    404: _doc("no such resource"),
+    422: _doc("invalid input; `param` names the parameter"),
+    429: _doc("rate limit exceeded; see Retry-After"),
+    503: _doc("the database is not reachable"),
+}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -48,6 +75,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (a NUL byte, an out-of-range number) is bad input.
+        log.info("api.data_error", path=request.url.path, error=str(exc.orig)[:200])
+        return problem(422, "Invalid input", "a value is out of range or holds a forbidden byte")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

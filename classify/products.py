@@ -58,16 +58,20 @@ _CLAUDE_PRODUCT_NEXT = re.compile(
     r"\s*(?:code|opus|sonnet|haiku|pro|max|ai|desktop|projects?|app|team|\d|\.ai|'s|’s)\b", _I
 )
 _CLAUDE_PERSON_PREV = re.compile(r"(?:jean[-\s]|saint[-\s]|st\.?\s|de\s|van\s)$", _I)
-_CLAUDE_PERSON_NEXT = re.compile(r"\s+(?!(?:Code|Opus|Sonnet|Haiku|Pro|Max|AI|Desktop)\b)[A-Z][a-zé]+")
+_CLAUDE_PERSON_NEXT = re.compile(
+    r"\s+(?!(?:Code|Opus|Sonnet|Haiku|Pro|Max|AI|Desktop)\b)[A-Z][a-zé]+"
+)
 _ANTHROPIC = re.compile(r"\b(anthropic|claude\.ai)\b", _I)
 
 # --- ChatGPT / OpenAI.
 _CHATGPT = re.compile(
     r"\b(chat\s?-?gpt|openai|open\s+ai|gpt-?\s?[345](?:\.\d)?(?:o|-?turbo|-?mini)?|gpt-?4o|"
     r"o[134](?:-(?:mini|pro|preview))?(?=\s+(?:model|is|was|refused|said|told|mini|pro))|"
-    r"o[134]-(?:mini|pro|preview)|sora|dall-?e)\b",
+    r"o[134]-(?:mini|pro|preview)|sora|dall-?e|(?:sam\s+)?altman|"
+    r"(?:cancel|use|using|try|with)\s+o[134])\b",
     _I,
 )
+_GPT_CASED = re.compile(r"\bGPTs?\b")
 
 # --- Grok: the product, not "to grok" / "grokking" the verb.
 _GROK = re.compile(r"(?<![\w-])(@?)(grok)(?:(kable|ked|king|s)\b|(?![\w-]))", _I)
@@ -86,7 +90,8 @@ _GROK_OBJECT_NEXT = re.compile(
 _GEMINI = re.compile(r"\bgemini\b", _I)
 _GEMINI_STRONG = re.compile(
     r"\b(google\s+gemini|gemini\s+(?:\d|pro|flash|ultra|advanced|app|ai|nano|live|deep\s+research)|"
-    r"gemini['’]s\s+(?:answer|reply|response)|@geminiapp)\b",
+    r"gemini['’]s\s+(?:answer|reply|response)|@geminiapp|google['’]?s?\s+(?:ai|chatbot|assistant)"
+    r"(?:\s+mode)?)\b",
     _I,
 )
 _ZODIAC = re.compile(
@@ -96,20 +101,29 @@ _ZODIAC = re.compile(
     r"geminis)\b",
     _I,
 )
-_GEMINI_SPACE = re.compile(r"\b(project\s+gemini|gemini\s+(?:program|capsule|mission|astronauts?))\b", _I)
-_BARD = re.compile(r"\b(google\s+bard|bard(?=\s+(?:ai|said|says|told|refused|is|was|gave|just)\b))", _I)
+_GEMINI_SPACE = re.compile(
+    r"\b(project\s+gemini|gemini\s+(?:program|capsule|mission|astronauts?))\b", _I
+)
+_BARD = re.compile(
+    r"\b(google\s+bard|bard(?=\s+(?:ai|said|says|told|refused|is|was|gave|just)\b))", _I
+)
 _BARD_CAPITAL = re.compile(r"(?<!the\s)(?<!The\s)\bBard\b")
 _SHAKESPEARE = re.compile(r"\b(shakespeare|avon|sonnets?|hamlet|d&d|dnd|dungeons|lute)\b", _I)
 
 # --- Llama: Meta's models, not the animal.
 _LLAMA_STRONG = re.compile(
     r"\b(llama[-\s]?\d(?:\.\d)?|llama\.cpp|meta\s+ai|meta['’]s\s+llama|llama\s+(?:model|models|"
-    r"weights|finetune|fine-tune))\b|\bLLaMA\b",
+    r"weights|finetune|fine-tune))\b",
     _I,
 )
+_LLAMA_CASED = re.compile(r"\bLLaMA\b")
 _LLAMA = re.compile(r"\bllamas?\b", _I)
+_LLAMA_CAPITAL = re.compile(r"\bLlama\b")
+_META_AI = re.compile(
+    r"\bmeta['’]?s?\s+(?:ai|assistant|asistente|assistente|assistent|chatbot|llm|models?)\b", _I
+)
 _ANIMAL = re.compile(
-    r"\b(zoo|farm|alpacas?|wool|spit\w*|petting|fluffy|fur|hay|pasture|herd|peru|andes|"
+    r"\b(zoo|farm|alpacas?|wool|spit\w*|spat|petting|fluffy|fur|hay|pasture|herd|peru|andes|"
     r"animals?|cute|pajama|drama)\b",
     _I,
 )
@@ -148,7 +162,6 @@ _PERPLEXITY_AFTER_VERB = re.compile(
     r"\b(?:ask|asked|asking|use|used|using|tried|try|with|on|than|via|and|or|like|prefer|"
     r"switch(?:ed|ing)?\s+to|moved?\s+to|go\s+to)\s+Perplexity\b(?!\s+(?:of|at|about|over)\b)"
 )
-_PERPLEXITY_CAPITAL = re.compile(r"(?<![.!?]\s)(?<!^)\bPerplexity\b(?!\s+(?:of|at|about|over)\b)")
 _PERPLEXITY_SUBJECT = re.compile(
     r"\bPerplexity(?:['’]s)?\s+(?:said|says|told|tells|is|was|gave|gives|just|refused|"
     r"won['’]?t|can['’]?t|answered|cited|found|deleted)\b"
@@ -158,9 +171,10 @@ _DEEPSEEK = re.compile(r"\bdeep\s?-?seek(?:\s*-?[rv]\d)?\b", _I)
 _QWEN = re.compile(r"\bqwen[\d.]*\b", _I)
 _OTHER = re.compile(
     r"\b(character\.?ai|replika|huggingchat|kimi(?:\s+k2)?|ernie\s?bot|cohere|command\s+r|"
-    r"inflection|pi\.ai|poe\.com|you\.com|midjourney|manus)\b",
+    r"inflection|pi\.ai|poe\.com|you\.com|midjourney|manus|codeium|khanmigo|tabnine|windsurf)\b",
     _I,
 )
+_OTHER_CASED = re.compile(r"\bCursor\b(?!\s+(?:position|moves?|blinks?|keys?))")
 _MENTION = re.compile(r"@([A-Za-z0-9_]{2,30})")
 
 
@@ -192,8 +206,10 @@ def _grok(text: str) -> bool:
             return True
         before = text[: m.start()]
         lower = word == "grok"
-        if lower and _GROK_SUBJECT_PREV.search(before) and (
-            _GROK_OBJECT_NEXT.match(after) or not re.search(r"\bto\s+$", before, _I)
+        if (
+            lower
+            and _GROK_SUBJECT_PREV.search(before)
+            and (_GROK_OBJECT_NEXT.match(after) or not re.search(r"\bto\s+$", before, _I))
         ):
             continue
         if lower and _GROK_OBJECT_NEXT.match(after) and re.search(r"\bto\s+$", before, _I):
@@ -213,19 +229,23 @@ def _gemini(text: str) -> bool:
 def _bard(text: str) -> bool:
     if _SHAKESPEARE.search(text):
         return bool(re.search(r"\bgoogle\s+bard\b", text, _I))
-    return bool(_BARD.search(text) or (_BARD_CAPITAL.search(text) and _AI_CONTEXT.search(text)))
+    return bool(_BARD.search(text) or _BARD_CAPITAL.search(text))
 
 
 def _llama(text: str) -> bool:
-    if _LLAMA_STRONG.search(text):
+    if _LLAMA_STRONG.search(text) or _LLAMA_CASED.search(text) or _META_AI.search(text):
         return True
-    return bool(_LLAMA.search(text) and _AI_CONTEXT.search(text) and not _ANIMAL.search(text))
+    if _ANIMAL.search(text):
+        return False
+    return bool(_LLAMA_CAPITAL.search(text) or (_LLAMA.search(text) and _AI_CONTEXT.search(text)))
 
 
 def _mistral(text: str) -> bool:
     if _MISTRAL_STRONG.search(text):
         return True
-    return bool(_MISTRAL.search(text) and _AI_CONTEXT.search(text) and not _WIND.search(text))
+    if not _MISTRAL.search(text) or _WIND.search(text):
+        return False
+    return bool(re.search(r"\bMistral\b", text) or _AI_CONTEXT.search(text))
 
 
 def _copilot(text: str) -> bool:
@@ -236,14 +256,28 @@ def _copilot(text: str) -> bool:
     return bool(re.search(r"\bCopilot\b", text) or _AI_CONTEXT.search(text))
 
 
+_PPL_WORD_NEXT = re.compile(r"\s+(?:of|at|about|over|and|in|on|score|scores|metric)\b", _I)
+_PPL_METRIC = re.compile(
+    r"\b(language\s+models?\s+perplexity|lower\s+perplexity|higher\s+perplexity|"
+    r"perplexity\s+(?:of|score|metric|drops?))\b",
+    _I,
+)
+
+
 def _perplexity(text: str) -> bool:
-    if any(p.search(text) for p in (_PERPLEXITY_STRONG, _PERPLEXITY_AFTER_VERB, _PERPLEXITY_SUBJECT)):
+    if any(
+        p.search(text) for p in (_PERPLEXITY_STRONG, _PERPLEXITY_AFTER_VERB, _PERPLEXITY_SUBJECT)
+    ):
         return True
-    for m in _PERPLEXITY_CAPITAL.finditer(text):
+    if _PPL_METRIC.search(text):
+        return False
+    for m in re.finditer(r"\bPerplexity\b", text):
         before = text[: m.start()].rstrip()
-        if not before or before[-1] in ".!?:\n":
-            continue  # sentence-initial capital says nothing
-        if re.search(r"\b(the|my|to|in|with|of|much|some|great|utter|low|high|its|their)$", before, _I):
+        if re.search(
+            r"\b(the|my|to|in|with|of|much|some|great|utter|low|high|its|their)$", before, _I
+        ):
+            continue
+        if _PPL_WORD_NEXT.match(text[m.end() :]) or re.match(r"\s*[,.!?]?\s*$", text[m.end() :]):
             continue
         return True
     return False
@@ -251,7 +285,7 @@ def _perplexity(text: str) -> bool:
 
 _DETECTORS = {
     "claude": _claude,
-    "chatgpt": lambda t: bool(_CHATGPT.search(t)),
+    "chatgpt": lambda t: bool(_CHATGPT.search(t) or _GPT_CASED.search(t)),
     "grok": _grok,
     "gemini": lambda t: _gemini(t) or _bard(t),
     "llama": _llama,
@@ -260,7 +294,7 @@ _DETECTORS = {
     "copilot": _copilot,
     "perplexity": _perplexity,
     "qwen": lambda t: bool(_QWEN.search(t)),
-    "other": lambda t: bool(_OTHER.search(t)),
+    "other": lambda t: bool(_OTHER.search(t) or _OTHER_CASED.search(t)),
 }
 
 

@@ -1,87 +1,78 @@
-"""`undertow export`: labeled posts as CSV or JSON Lines, streamed page by page."""
+"""`undertow export`: labeled posts as CSV, JSON Lines or Parquet, streamed page by page."""
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
-from datetime import datetime
+from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import typer
 
-from cli.common import fail, load_settings
-
-COLUMNS = [
-    "id", "platform", "external_id", "url", "created_at", "author_key", "parent_external_id",
-    "root_external_id", "source", "query", "themes", "products", "scores", "model_version",
-    "human_label", "title", "text",
-]  # fmt: skip
+from cli.common import fail, is_tty, load_settings
 
 
-def neutralize(value: str) -> str:
-    """Stop spreadsheets from running a cell as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def _csv_row(item: dict[str, Any]) -> list[str]:
-    out = []
-    for col in COLUMNS:
-        v = item.get(col)
-        s = (
-            json.dumps(v, ensure_ascii=False)
-            if isinstance(v, list | dict)
-            else ("" if v is None else str(v))
-        )
-        out.append(neutralize(s))
-    return out
+def _utc(ts: datetime | None) -> datetime | None:
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def export(
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+    fmt: str = typer.Option("jsonl", "--format", help="csv, jsonl or parquet."),
     theme: str | None = typer.Option(None, help="Only posts with this theme."),
     product: str | None = typer.Option(None, help="Only posts naming this product."),
     platform: str | None = typer.Option(None, help="Only this platform."),
     since: datetime | None = typer.Option(None, help="From this time (UTC)."),
     until: datetime | None = typer.Option(None, help="Until this time (UTC)."),
     output: Path | None = typer.Option(None, "-o", "--output", help="File (default stdout)."),
+    include_handles: bool = typer.Option(
+        False, "--include-handles", help="Add author handles (otherwise only pseudonymous keys)."
+    ),
 ) -> None:
     """Export labeled posts with authors pseudonymized, page by page (never all in memory)."""
-    from core.db import session_scope
+    from core.db import get_engine
     from core.errors import UndertowError
     from core.taxonomy import load_taxonomy
-    from trends.posts import list_posts
+    from trends.exports import ExportFilters, count_rows, stream_export
 
-    if fmt not in ("jsonl", "csv"):
-        raise fail(f"format must be jsonl or csv, not {fmt!r}", 2)
     settings = load_settings()
-    taxonomy = load_taxonomy(settings.taxonomy_path)
-    fh: TextIO = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    writer = csv.writer(fh) if fmt == "csv" else None
-    if writer:
-        writer.writerow(COLUMNS)
-    cursor, n = None, 0
+    engine = get_engine(settings)
+    filters = ExportFilters(
+        theme=theme, product=product, platform=platform, since=_utc(since), until=_utc(until)
+    )
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        raise fail("parquet is binary: write it to a file with -o", 2)
+    n = 0
+    progress: Any = None
+    task: Any = None
+
+    def on_rows(k: int) -> None:
+        nonlocal n
+        n += k
+        if progress is not None:
+            progress.advance(task, k)
+
     try:
-        while True:
-            with session_scope(settings) as session:
-                page = list_posts(
-                    session=session, taxonomy=taxonomy, theme=theme, product=product,
-                    platform=platform, since=since, until=until, cursor=cursor, limit=1000,
-                )  # fmt: skip
-            for item in page["items"]:
-                item.pop("evidence", None)
-                if writer:
-                    writer.writerow(_csv_row(item))
-                else:
-                    fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-                n += 1
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
+        chunks = stream_export(
+            engine=engine,
+            taxonomy=load_taxonomy(settings.taxonomy_path),
+            fmt=fmt,
+            filters=filters,
+            with_handle=include_handles,
+            on_rows=on_rows,
+        )
+        if is_tty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            progress = Progress(console=Console(stderr=True))
+            task = progress.add_task("exporting", total=count_rows(engine=engine, filters=filters))
+        sink: Any = output.open("wb") if output else nullcontext(sys.stdout.buffer)
+        with sink as fh, progress if progress is not None else nullcontext():
+            out: BinaryIO = fh
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
     except UndertowError as e:
         raise fail(e.detail, 2) from None
-    finally:
-        if output:
-            fh.close()
     typer.echo(f"exported {n} posts", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli import db, ingest, keys, trends
+from cli import db, ingest, keys, report, trends
 from cli.common import load_settings
 from cli.run import run
 from core.settings import CONFIG_ENV
@@ -41,6 +41,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(trends.app, name="trends")
 app.add_typer(keys.app, name="keys")
+app.add_typer(report.app, name="report")
 app.command("run")(run)
 
 
@@ -117,7 +118,8 @@ def scheduler(
 
     if list_jobs:
         for j in job_table(settings):
-            typer.echo(f"{j.id}  every {j.every_s}s  -> {j.task}{list(j.args) or ''}")
+            when = f"cron '{j.cron}' ({settings.timezone})" if j.cron else f"every {j.every_s}s"
+            typer.echo(f"{j.id}  {when}  -> {j.task}{list(j.args) or ''}")
         return
     if run_job:
         try:

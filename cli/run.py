@@ -96,6 +96,7 @@ def run(
 Undertow is running (embedded: SQLite at {settings.sqlalchemy_url.split("///")[-1]},
 broker in {settings.broker_dir}).
   API docs:  {base}/docs
+  dashboard: {base}/ui/  (sign in with a key)
   health:    {base}/readyz
   get a key: .venv/bin/undertow keys create --scope read --name me
   try:       curl -H "Authorization: Bearer KEY" "{base}/v1/trends/weekly?week=2026-W43"

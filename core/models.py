@@ -244,10 +244,16 @@ class AlertRule(SQLModel, table=True):
     channels: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json(nullable=False))
     enabled: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    # "count" tests the theme's posts; "share" tests them relative to the product's total volume.
+    metric: str = Field(default="count", max_length=16)
+    calibrated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Alert(SQLModel, table=True):
     """One incident of a rule: why it opened, and its lifecycle."""
+
+    __table_args__ = (sa.Index("ix_alert_rule_status", "rule_id", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     rule_id: int = Field(
@@ -265,6 +271,8 @@ class Alert(SQLModel, table=True):
     observed: float = 0
     expected: float = 0
     tail_p: float = 1.0
+    score: float = 0.0
+    threshold: float = 0.0
     details: dict[str, Any] = Field(default_factory=dict, sa_column=_json(nullable=False))
     acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
@@ -281,8 +289,22 @@ class Delivery(SQLModel, table=True):
         ),
     )
     channel: str = Field(max_length=32)
+    # Which of the rule's channels (a hash of its settings), so a retry finds its earlier attempts.
+    channel_key: str = Field(default="", max_length=32, index=True)
     target: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     attempt: int = 1
     status: str = Field(max_length=16)
     response: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class SourceOutage(SQLModel, table=True):
+    """A window in which a source was failing: its hours are coverage gaps, not drops or spikes."""
+
+    __tablename__ = "source_outage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64, index=True)
+    # Coverage is known good up to here (the last success before the first failure).
+    started_at: datetime = Field(sa_column=_ts(nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
-    classifier: Literal["rules", "transformers"] = "rules"
+    classifier: Literal["rules", "transformers"] = "transformers"
     # Encoder id or local path for the transformers classifier; empty means the packaged weights.
     model_path: str = ""
     taxonomy_path: Path | None = None

@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from core.logging import get_logger
-from core.models import Source, utcnow
+from core.models import Source, SourceOutage, utcnow
 from core.settings import SourceConfig
 from ingest.base import Source as SourceAdapter
 from ingest.store import quarantine, upsert_posts
@@ -42,6 +42,28 @@ def record_failure(*, session: Session, source: Source, error: str, interval_s: 
     delay = min(timedelta(seconds=interval_s) * 2 ** (source.consecutive_failures - 1), MAX_BACKOFF)
     source.next_run_after = now + delay
     session.add(source)
+    open_outage = session.exec(
+        select(SourceOutage).where(
+            SourceOutage.source == source.name,
+            SourceOutage.ended_at.is_(None),  # type: ignore[union-attr]
+        )
+    ).first()
+    if open_outage is None:
+        # Coverage is known good up to the last success; the hours after it are a gap.
+        started = source.last_success_at or now
+        session.add(SourceOutage(source=source.name, started_at=min(started, now)))
+
+
+def close_outages(*, session: Session, source: Source) -> None:
+    """End the source's open outage window (it is running again)."""
+    for row in session.exec(
+        select(SourceOutage).where(
+            SourceOutage.source == source.name,
+            SourceOutage.ended_at.is_(None),  # type: ignore[union-attr]
+        )
+    ):
+        row.ended_at = utcnow()
+        session.add(row)
 
 
 def run_source(
@@ -101,6 +123,7 @@ def run_source(
     source.consecutive_failures = 0
     source.next_run_after = None
     session.add(source)
+    close_outages(session=session, source=source)
     session.commit()
     log.info("ingest.done", source=config.name, **totals)
     return totals

@@ -14,6 +14,9 @@ os.environ.setdefault("UNDERTOW_ENV", "test")
 os.environ["UNDERTOW_DATA_DIR"] = str(_TMP / "var")
 os.environ.setdefault("UNDERTOW_BROKER_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("UNDERTOW_AUTHOR_KEY_SECRET", "test-secret")
+# Pipeline tests count labels, so they use the deterministic rules baseline; the classifier's own
+# tests and the embedded-run test load the transformers model explicitly.
+os.environ.setdefault("UNDERTOW_CLASSIFIER", "rules")
 os.environ.setdefault(
     "UNDERTOW_SHARED_DIR", str(Path(__file__).resolve().parents[1].parent / "shared")
 )

@@ -29,7 +29,12 @@ EXPECTED = {
 def config() -> dict:
     exe = shutil.which("docker-compose")
     assert exe, "docker-compose is installed by `make system-deps`"
-    env = {**os.environ, "POSTGRES_PASSWORD": "dummy", "UNDERTOW_AUTHOR_KEY_SECRET": "dummy"}
+    env = {
+        **os.environ,
+        "POSTGRES_PASSWORD": "dummy",
+        "UNDERTOW_AUTHOR_KEY_SECRET": "dummy",
+        "UNDERTOW_SESSION_SECRET": "dummy",
+    }
     out = subprocess.run(
         [exe, "-f", str(REPO / "docker-compose.yml"), "config"],
         env=env, capture_output=True, text=True, check=True,

@@ -111,22 +111,17 @@ def _base_query() -> sa.Select[Any]:
     )
 
 
-def list_posts(
+def filtered_query(
     *,
-    session: Session,
-    taxonomy: Taxonomy,
+    base: sa.Select[Any] | None = None,
     theme: str | None = None,
     product: str | None = None,
     platform: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-    with_handle: bool = False,
-) -> dict[str, Any]:
-    """A page of posts, newest first, with the labels in force and a cursor for the next page."""
-    validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
-    stmt = _base_query().where(POST.c.deleted_at.is_(None))
+) -> sa.Select[Any]:
+    """``base`` (posts with the labels in force by default) narrowed by the filters, unordered."""
+    stmt = (_base_query() if base is None else base).where(POST.c.deleted_at.is_(None))
     if theme:
         stmt = stmt.where(
             sa.exists().where(
@@ -145,12 +140,44 @@ def list_posts(
         stmt = stmt.where(POST.c.created_at >= since)
     if until:
         stmt = stmt.where(POST.c.created_at < until)
+    return stmt
+
+
+def after_cursor(stmt: sa.Select[Any], created_at: datetime, post_id: int) -> sa.Select[Any]:
+    """``stmt`` limited to posts after (older than) the keyset position, newest first."""
+    return stmt.where(
+        # The plain bound lets the created_at index start at the cursor; the OR alone is only
+        # a filter, and every page would rescan all newer rows.
+        POST.c.created_at <= created_at,
+        sa.or_(
+            POST.c.created_at < created_at,
+            sa.and_(POST.c.created_at == created_at, POST.c.id < post_id),
+        ),
+    ).order_by(POST.c.created_at.desc(), POST.c.id.desc())
+
+
+def list_posts(
+    *,
+    session: Session,
+    taxonomy: Taxonomy,
+    theme: str | None = None,
+    product: str | None = None,
+    platform: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+    with_handle: bool = False,
+) -> dict[str, Any]:
+    """A page of posts, newest first, with the labels in force and a cursor for the next page."""
+    validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
+    stmt = filtered_query(theme=theme, product=product, platform=platform, since=since, until=until)
     if cursor:
         ts, pid = decode_cursor(cursor)
-        stmt = stmt.where(
-            sa.or_(POST.c.created_at < ts, sa.and_(POST.c.created_at == ts, POST.c.id < pid))
-        )
-    stmt = stmt.order_by(POST.c.created_at.desc(), POST.c.id.desc()).limit(limit + 1)
+        stmt = after_cursor(stmt, ts, pid)
+    else:
+        stmt = stmt.order_by(POST.c.created_at.desc(), POST.c.id.desc())
+    stmt = stmt.limit(limit + 1)
     rows = list(session.execute(stmt))
     items = [_serialize(r, with_handle=with_handle) for r in rows[:limit]]
     nxt = (
@@ -177,3 +204,17 @@ def get_post(*, session: Session, post_id: int, with_handle: bool = False) -> di
     )
     post["thread"] = [_serialize(r, with_handle=with_handle) for r in thread_rows]
     return post
+
+
+def service_counts(*, session: Session) -> dict[str, int]:
+    """Posts, human-labeled posts and dirty rollup hours (for /metrics)."""
+    from core.models import DirtyBucket
+
+    live = POST.c.deleted_at.is_(None)
+    posts, labeled = session.execute(
+        sa.select(sa.func.count(), sa.func.count(POST.c.label_id)).where(live)
+    ).one()
+    dirty = session.execute(
+        sa.select(sa.func.count()).select_from(DirtyBucket.__table__)  # type: ignore[attr-defined]
+    ).scalar_one()
+    return {"posts": int(posts), "labeled": int(labeled), "dirty_hours": int(dirty)}

@@ -7,8 +7,11 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from core.logging import get_logger
 from core.settings import Settings, get_settings
@@ -27,6 +30,8 @@ class JobSpec:
     every_s: int
     args: tuple[Any, ...] = field(default_factory=tuple)
     run_at_start: bool = False
+    # A crontab line in Settings.timezone (for calendar jobs); ``every_s`` is then its period.
+    cron: str | None = None
 
 
 def job_table(settings: Settings) -> list[JobSpec]:
@@ -34,6 +39,9 @@ def job_table(settings: Settings) -> list[JobSpec]:
     jobs = [
         JobSpec("classify.sweep", "classify.sweep", settings.sweep_interval_s, run_at_start=True),
         JobSpec("trends.refresh_rollups", "trends.refresh_rollups", settings.rollup_interval_s),
+        # Detection refreshes the dirty rollups itself first, so it always reads fresh counts.
+        JobSpec("alerts.detect", "alerts.detect", settings.alerts.detect_interval_s),
+        JobSpec("reports.weekly", "reports.weekly", 7 * 86400, cron="0 8 * * mon"),
     ]
     for src in settings.sources:
         if src.enabled and src.kind != "replay":
@@ -61,17 +69,26 @@ def build_scheduler(settings: Settings) -> BackgroundScheduler:
     sched = BackgroundScheduler(timezone=UTC)
     now = datetime.now(UTC)
     for job in job_table(settings):
+        # next_run_time=None would add the job paused (APScheduler 3): pass it only to run now.
+        start = {"next_run_time": now} if job.run_at_start else {}
+        trigger = (
+            CronTrigger.from_crontab(job.cron, timezone=ZoneInfo(settings.timezone))
+            if job.cron
+            else IntervalTrigger(seconds=job.every_s)
+        )
         sched.add_job(
             enqueue,
-            "interval",
-            seconds=job.every_s,
+            trigger,
             args=[job.task, job.args],
             id=job.id,
             max_instances=1,
             coalesce=True,
-            # A late run may still fire within half its period, never stack up behind it.
-            misfire_grace_time=max(1, job.every_s // 2),
-            next_run_time=now if job.run_at_start else None,
+            # A late run may still fire within half its period (a calendar job within 6 hours),
+            # never stack up behind it.
+            misfire_grace_time=max(
+                1, min(job.every_s // 2, 6 * 3600) if job.cron else job.every_s // 2
+            ),
+            **start,
         )
     return sched
 

@@ -1,29 +1,44 @@
-"""Posts with the labels in force."""
+"""Posts with the labels in force, and human label corrections."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
-from api.deps import SessionDep, require_scope
+from api.deps import PLATFORM, RowId, SessionDep, UTCTime, is_admin, require_scope
+from api.errors import PROBLEM_RESPONSES
+from classify.review import correct_labels, label_view
+from core.errors import Forbidden
+from core.models import ApiKey
 from trends.posts import get_post, list_posts
+from trends.rollups import recompute_bucket
 
-router = APIRouter(prefix="/v1/posts", tags=["posts"])
+router = APIRouter(prefix="/v1/posts", tags=["posts"], responses=PROBLEM_RESPONSES)
+ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
+HANDLES = Query(description="Add author handles; admin keys only.")
 
 
-@router.get("", dependencies=[Depends(require_scope("read"))])
+def _handles(key: ApiKey, asked: bool) -> bool:
+    if asked and not is_admin(key):
+        raise Forbidden("author handles need an admin key", param="include_handles")
+    return asked
+
+
+@router.get("")
 def posts(
     request: Request,
     session: SessionDep,
+    key: ReadKey,
     theme: Annotated[str | None, Query(max_length=64)] = None,
     product: Annotated[str | None, Query(max_length=32)] = None,
-    platform: Annotated[str | None, Query(max_length=32)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
+    since: UTCTime | None = None,
+    until: UTCTime | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    include_handles: Annotated[bool, HANDLES] = False,
 ) -> dict[str, Any]:
     """Posts newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     return list_posts(
@@ -36,10 +51,50 @@ def posts(
         until=until,
         cursor=cursor,
         limit=limit,
+        with_handle=_handles(key, include_handles),
     )
 
 
-@router.get("/{post_id}", dependencies=[Depends(require_scope("read"))])
-def post(session: SessionDep, post_id: int) -> dict[str, Any]:
+@router.get("/{post_id}")
+def post(
+    session: SessionDep,
+    key: ReadKey,
+    post_id: RowId,
+    include_handles: Annotated[bool, HANDLES] = False,
+) -> dict[str, Any]:
     """One post with its thread."""
-    return get_post(session=session, post_id=post_id)
+    return get_post(session=session, post_id=post_id, with_handle=_handles(key, include_handles))
+
+
+class LabelIn(BaseModel):
+    """A human correction: the themes that apply (may be empty), optionally the products."""
+
+    model_config = {"extra": "forbid"}
+
+    themes: list[Annotated[str, Field(max_length=64)]] = Field(max_length=32)
+    products: list[Annotated[str, Field(max_length=32)]] | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@router.put("/{post_id}/labels")
+def put_labels(
+    request: Request,
+    session: SessionDep,
+    post_id: RowId,
+    body: LabelIn,
+    key: Annotated[ApiKey, Depends(require_scope("label"))],
+) -> dict[str, Any]:
+    """Correct a post's labels; the correction overrides the model in every count and export."""
+    label, bucket = correct_labels(
+        session=session,
+        taxonomy=request.app.state.taxonomy,
+        post_id=post_id,
+        themes=body.themes,
+        products=body.products,
+        author=f"key:{key.prefix}:{key.name}",
+        note=body.note,
+    )
+    # Counts change at once: the hour is recomputed now (it is also marked dirty, so a
+    # rollup run that races this one recomputes it again from the same rows).
+    recompute_bucket(session, bucket)
+    return {"label": label_view(label), "post": get_post(session=session, post_id=post_id)}

@@ -85,7 +85,9 @@ def test_run_serves_demo_and_recovers_from_a_sigkilled_worker(tmp_path):
         "UNDERTOW_BROKER_URL": "",
         "UNDERTOW_API_PORT": str(port),
         "UNDERTOW_SOURCES": "[]",
-        "UNDERTOW_CLASSIFY_BATCH_SIZE": "16",
+        "UNDERTOW_CLASSIFY_BATCH_SIZE": "32",
+        # What `make run` uses: the transformers classifier with the shipped heads.
+        "UNDERTOW_CLASSIFIER": "transformers",
     }
     db = data / "undertow.db"
     log = tmp_path / "run.log"

@@ -1,0 +1,280 @@
+"""`undertow classify`: label a JSON Lines file, train the heads, evaluate against gold labels."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import typer
+
+from cli.common import fail, load_settings
+
+app = typer.Typer(
+    help="Classify posts: label files, train and evaluate the model, sweep and reclassify.",
+    no_args_is_help=True,
+)
+
+MAX_TEXT_CHARS = 20_000  # beyond this a "post" is a pasted document; it is cut, never rejected
+
+
+def _load_classifier(model: str) -> Any:
+    settings = load_settings()
+    if model == "rules":
+        from classify.rules import RulesClassifier
+        from core.taxonomy import load_taxonomy
+
+        return RulesClassifier(
+            taxonomy=load_taxonomy(settings.taxonomy_path), brand_accounts=settings.brand_accounts
+        )
+    from classify.artifacts import ArtifactError
+    from classify.transformer import TransformerClassifier
+
+    try:
+        return TransformerClassifier.from_settings(settings)
+    except ArtifactError as e:
+        raise fail(str(e)) from None
+
+
+def _parse_line(line: str) -> Any:
+    """A PostInput from one input line; ValueError says what is wrong with it."""
+    from classify.base import PostInput
+
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    if "id" not in obj or not isinstance(obj["id"], str | int) or isinstance(obj["id"], bool):
+        raise ValueError("missing or non-scalar `id`")
+    text = obj.get("text")
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise ValueError("`text` is not a string")
+    parent = obj.get("parent_text")
+    if parent is not None and not isinstance(parent, str):
+        raise ValueError("`parent_text` is not a string")
+    author = obj.get("author_handle")
+    return PostInput(
+        id=str(obj["id"]),
+        text=text[:MAX_TEXT_CHARS],
+        parent_text=parent[:MAX_TEXT_CHARS] if parent else None,
+        author_handle=author if isinstance(author, str) else None,
+        platform=obj.get("platform") if isinstance(obj.get("platform"), str) else None,
+    )
+
+
+@contextmanager
+def _output(path: Path) -> Iterator[IO[str]]:
+    """stdout for "-", else a temp file renamed over OUT only when every line is written."""
+    if str(path) == "-":
+        yield sys.stdout
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            yield f
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def classify_stream(
+    classifier: Any, lines: Iterator[str], out: IO[str], *, batch_size: int = 128
+) -> tuple[int, list[tuple[int, str]]]:
+    """Label each valid line in order; returns (lines written, [(line number, error), ...])."""
+    written, errors = 0, []
+    batch: list[Any] = []
+
+    def flush() -> None:
+        nonlocal written
+        for p in classifier.predict(batch):
+            row = {
+                "id": p.id,
+                "themes": p.themes,
+                "scores": p.scores,
+                "products": p.products,
+                "model_version": p.model_version,
+            }
+            if p.targets:
+                row["targets"] = p.targets
+            if p.evidence:
+                row["evidence"] = p.evidence
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written += 1
+        batch.clear()
+
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            errors.append((n, "empty line"))
+            continue
+        try:
+            batch.append(_parse_line(line))
+        except ValueError as e:
+            errors.append((n, str(e)))
+            continue
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return written, errors
+
+
+@app.command("file")
+def file(
+    in_path: Path = typer.Argument(
+        ..., metavar="IN.jsonl", help="One JSON object per line: id, text, parent_text?"
+    ),
+    out_path: Path = typer.Option(
+        ..., "-o", "--out", help="Where to write results ('-' for stdout)."
+    ),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, max=4096),
+    model: str = typer.Option("transformers", "--model", help="transformers (default) or rules."),
+) -> None:
+    """Label every post in a JSON Lines file: one output line per valid input line, same order."""
+    if not in_path.is_file():
+        raise fail(f"{in_path}: no such file", 2)
+    started = time.perf_counter()
+    classifier = _load_classifier(model)
+    with in_path.open(encoding="utf-8", errors="replace") as f, _output(out_path) as out:
+        written, errors = classify_stream(classifier, f, out, batch_size=batch_size)
+    for n, msg in errors:
+        typer.echo(f"{in_path}:{n}: skipped: {msg}", err=True)
+    seconds = time.perf_counter() - started
+    typer.echo(
+        f"classified {written} posts ({len(errors)} skipped) with {classifier.version} "
+        f"in {seconds:.1f}s ({written / max(seconds, 1e-9):.0f} posts/s incl. model load)",
+        err=True,
+    )
+
+
+@app.command("train")
+def train(
+    data_dir: Path | None = typer.Option(
+        None, help="Folder of training *.jsonl (default: the shipped set)."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Artifact path (default: classify/artifacts/heads.npz)."
+    ),
+    include_test: bool = typer.Option(
+        False, help="Also fit on the held-out test split (final release)."
+    ),
+) -> None:
+    """Fit the theme heads on the training set, report the held-out split, save the artifact."""
+    settings = load_settings()
+    from classify.artifacts import DEFAULT_ARTIFACT
+    from classify.encoder import Encoder
+    from classify.training import TRAIN_DIR, DataError
+    from classify.training import train as run_training
+    from core.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    try:
+        result = run_training(
+            encoder=Encoder(settings.model_path),
+            taxonomy=taxonomy,
+            data_dir=data_dir or TRAIN_DIR,
+            out=out or DEFAULT_ARTIFACT,
+            registry=settings.brand_accounts,
+            include_test=include_test,
+        )
+    except DataError as e:
+        raise fail(str(e)) from None
+    typer.echo(
+        f"saved {result.path} (hash {result.content_hash[:12]}): fit on {result.n_fit}, "
+        f"{result.n_test} held out, C={result.fit.emb_c}/{result.fit.lex_c}, "
+        f"out-of-fold macro F1 {result.fit.oof_macro_f1:.3f}, {result.seconds:.0f}s"
+    )
+    for theme, stats in result.fit.per_theme.items():
+        typer.echo(
+            f"  {theme:<26} threshold {stats['threshold']:.3f}  val P {stats['precision']:.2f} "
+            f"R {stats['recall']:.2f} F1 {stats['f1']:.2f}"
+        )
+    if not include_test and out is None:
+        _eval_held_out(settings)
+
+
+def _eval_held_out(settings: Any) -> None:
+    from classify.training import load_examples, split_examples, training_files
+    from core.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    examples = split_examples(load_examples(training_files(), known_themes=taxonomy.theme_keys))[
+        "test"
+    ]
+    _report(
+        [e.as_post() for e in examples],
+        [set(e.themes) for e in examples],
+        title=f"project held-out split ({len(examples)} posts)",
+    )
+
+
+_classifiers: dict[str, Any] = {}
+
+
+def _report(posts: list[Any], gold: list[set[str]], *, title: str) -> None:
+    from classify.evaluate import evaluate, format_reports, rules_baseline
+    from classify.transformer import TransformerClassifier
+    from core.taxonomy import load_taxonomy
+
+    settings = load_settings()
+    if not _classifiers:  # one model load for every set this command evaluates
+        _classifiers["transformers"] = TransformerClassifier.from_settings(settings)
+        rules = rules_baseline()
+        if rules is not None:
+            _classifiers["rules"] = rules
+    reports = evaluate(_classifiers, posts, gold, load_taxonomy(settings.taxonomy_path).theme_keys)
+    typer.echo(format_reports(reports, title=title))
+
+
+@app.command("eval")
+def eval_(
+    labeled: Path | None = typer.Argument(
+        None, metavar="[LABELED.jsonl]", help="id, text, parent_text?, themes"
+    ),
+    real_dev: bool = typer.Option(
+        False, "--real-dev", help="The real dev set (texts from shared_dir)."
+    ),
+    held_out: bool = typer.Option(False, "--held-out", help="The project's held-out test split."),
+) -> None:
+    """Per-theme precision, recall, F1 and support, micro/macro F1, confusions; rules beside."""
+    settings = load_settings()
+    if not (labeled or real_dev or held_out):
+        raise fail("give LABELED.jsonl, --real-dev or --held-out", 2)
+    if labeled:
+        from classify.training import DataError, load_examples
+
+        if not labeled.is_file():
+            raise fail(f"{labeled}: no such file", 2)
+        try:
+            examples = load_examples([labeled])
+        except DataError as e:
+            raise fail(str(e)) from None
+        _report(
+            [e.as_post() for e in examples],
+            [set(e.themes) for e in examples],
+            title=f"{labeled} ({len(examples)} posts)",
+        )
+    if held_out:
+        _eval_held_out(settings)
+    if real_dev:
+        from classify.base import PostInput
+        from classify.devset import load_real_dev
+
+        try:
+            dev = load_real_dev(settings.shared_dir)
+        except FileNotFoundError as e:
+            typer.echo(f"skipping the real dev set: {e}", err=True)
+            return
+        _report(
+            [PostInput(id=p.id, text=p.text, parent_text=p.parent_text) for p in dev],
+            [set(p.themes) for p in dev],
+            title=f"real dev set ({len(dev)} posts from {settings.shared_dir})",
+        )

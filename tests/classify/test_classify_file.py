@@ -1,0 +1,77 @@
+"""`undertow classify file`: one output line per valid input line, same order, bad lines named."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from classify.base import PostInput, Prediction
+from cli.classify import app, classify_stream
+
+INPUT = "\n".join(
+    [
+        json.dumps({"id": "a", "text": "Claude refused to summarize a court ruling. Censorship."}),
+        '{"id": "b", "text": "unterminated',
+        json.dumps({"id": "c", "text": ""}),
+        json.dumps({"text": "no id"}),
+        "",
+        json.dumps({"id": 7, "text": "x" * 100_000, "parent_text": "ChatGPT deleted my chats"}),
+        json.dumps([1, 2]),
+        json.dumps({"id": "d", "text": "same here", "parent_text": "Gemini wiped my history"}),
+    ]
+)
+
+
+class Echo:
+    """A stand-in classifier that records what it was given."""
+
+    version = "echo-1"
+
+    def __init__(self) -> None:
+        self.seen: list[PostInput] = []
+
+    def predict(self, posts: list[PostInput]) -> list[Prediction]:
+        self.seen.extend(posts)
+        return [
+            Prediction(
+                id=p.id, themes=[], scores={"t": 0.1}, products=[], model_version=self.version
+            )
+            for p in posts
+        ]
+
+
+def test_stream_keeps_order_and_reports_bad_lines() -> None:
+    clf, out = Echo(), io.StringIO()
+    written, errors = classify_stream(clf, iter(INPUT.splitlines()), out, batch_size=2)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "c", "7", "d"]
+    assert written == 4
+    assert [n for n, _ in errors] == [2, 4, 5, 7]
+    assert "not JSON" in errors[0][1]
+    assert all(set(r) >= {"id", "themes", "scores", "products", "model_version"} for r in rows)
+    # Over-long text is cut, not rejected; the parent reaches the classifier.
+    long_post = next(p for p in clf.seen if p.id == "7")
+    assert 0 < len(long_post.text) < 100_000
+    assert long_post.parent_text == "ChatGPT deleted my chats"
+
+
+def test_cli_file_contract_with_rules_model(tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(INPUT + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["file", str(src), "-o", str(dst), "--model", "rules"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "c", "7", "d"]
+    assert rows[0]["products"] == ["claude"]
+    assert "refusal_complaint" in rows[0]["themes"]
+    assert rows[1]["themes"] == []
+    assert ":2: skipped" in result.output and ":7: skipped" in result.output
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_file_missing_input(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["file", str(tmp_path / "nope.jsonl"), "-o", "-"])
+    assert result.exit_code == 2

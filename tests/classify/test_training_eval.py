@@ -1,0 +1,94 @@
+"""Training data loading, deterministic splits, thresholds and the evaluation arithmetic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classify.evaluate import format_reports, score
+from classify.evidence import cue_phrases, theme_target
+from classify.heads import choose_threshold
+from classify.training import DataError, load_examples, split_examples, split_of
+
+
+def _write(path: Path, rows: list[object]) -> Path:
+    path.write_text(
+        "# a comment line\n"
+        + "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows)
+        + "\n"
+    )
+    return path
+
+
+def test_load_examples_reports_file_and_line(tmp_path: Path) -> None:
+    good = {"id": "x1", "text": "it deleted my work", "themes": ["lost_work_claim"]}
+    path = _write(tmp_path / "a.jsonl", [good, "{broken"])
+    with pytest.raises(DataError, match=r"a\.jsonl:3"):
+        load_examples([path])
+    path = _write(tmp_path / "b.jsonl", [good, {"id": "x2", "text": "t", "themes": ["nope"]}])
+    with pytest.raises(DataError, match="unknown themes"):
+        load_examples([path], known_themes=["lost_work_claim"])
+    path = _write(tmp_path / "c.jsonl", [good, good])
+    with pytest.raises(DataError, match="already used"):
+        load_examples([path])
+
+
+def test_splits_are_stable_and_proportioned(tmp_path: Path) -> None:
+    rows = [{"id": f"id-{i}", "text": "t", "themes": []} for i in range(2000)]
+    examples = load_examples([_write(tmp_path / "d.jsonl", rows)])
+    splits = split_examples(examples)
+    assert abs(len(splits["train"]) / 2000 - 0.70) < 0.04
+    assert abs(len(splits["test"]) / 2000 - 0.15) < 0.03
+    # A post's split depends on its id alone, so adding files never moves old examples.
+    assert all(split_of(e.id) == "test" for e in splits["test"])
+    assert split_examples(examples[::-1])["test"][::-1] == splits["test"]
+
+
+def test_threshold_is_precision_first() -> None:
+    p = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    y = np.array([1, 1, 1, 0, 1, 0, 0, 0])
+    t, stats = choose_threshold(p, y, min_precision=0.85)
+    assert stats["precision"] >= 0.85
+    assert 0.7 < t <= 0.8  # keeps the three sure positives, not the 0.7 negative
+
+
+def test_score_micro_macro_and_confusions() -> None:
+    themes = ["a", "b"]
+    gold = [{"a"}, {"a"}, {"b"}, set()]
+    pred = [{"a"}, {"b"}, {"b"}, {"a"}]
+    r = score(gold, pred, themes, name="m", version="v")
+    assert (r.per_theme["a"].tp, r.per_theme["a"].fp, r.per_theme["a"].fn) == (1, 1, 1)
+    assert r.per_theme["b"].precision == 0.5 and r.per_theme["b"].recall == 1.0
+    assert r.micro_f1 == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
+    assert ("a", "b", 1) in r.confusions and ("none", "a", 1) in r.confusions
+    table = format_reports([r])
+    assert "micro F1" in table and "a->b 1" in table
+
+
+def test_evidence_and_targets() -> None:
+    assert cue_phrases("refusal_complaint", "Fine. Claude refused again. Whatever.") == [
+        "Claude refused again"
+    ]
+    text = "Claude refused my thesis request so I'm switching to Grok."
+    products = ["claude", "grok"]
+    kw = {
+        "text": text,
+        "parent_text": None,
+        "text_products": products,
+        "parent_products": [],
+        "brand": None,
+    }
+    assert theme_target("refusal_complaint", **kw) == "claude"
+    assert theme_target("switching_intent", **kw) == "claude"
+    sol = "Cancel ChatGPT and come to Claude."
+    kw2 = {
+        "text": sol,
+        "parent_text": None,
+        "text_products": ["claude", "chatgpt"],
+        "parent_products": [],
+        "brand": None,
+    }
+    assert theme_target("competitor_solicitation", **kw2) == "claude"

@@ -1,0 +1,83 @@
+"""The transformers classifier with the real encoder and the shipped heads (slow: loads MiniLM)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from classify.base import PostInput
+from core.taxonomy import load_taxonomy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clf() -> Iterator[object]:
+    from classify.transformer import TransformerClassifier
+    from core.logging import configure_logging
+
+    # A CliRunner test may have pointed structlog at its (now closed) captured stderr.
+    configure_logging()
+
+    yield TransformerClassifier.from_settings()
+
+
+def test_encoder_is_offline_normalised_and_order_preserving(clf: object) -> None:
+    import os
+
+    encoder = clf.encoder  # type: ignore[attr-defined]
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    texts = ["a much longer post about refusals " * 5, "short", "", "medium length post here"]
+    emb = encoder.encode(texts)
+    assert emb.shape == (4, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # Sorting into micro-batches must not reorder results.
+    np.testing.assert_allclose(encoder.encode([texts[1]])[0], emb[1], atol=1e-5)
+
+
+def test_predict_contract(clf: object) -> None:
+    posts = [
+        PostInput(
+            "1",
+            "Claude refused to summarize a public court ruling. I'm cancelling and moving to Grok.",
+        ),
+        PostInput(
+            "2",
+            "same here, 200 chats just vanished",
+            parent_text="ChatGPT wiped my whole history overnight",
+        ),
+        PostInput(
+            "3",
+            "Bring your research to Grok. It won't refuse.",
+            parent_text="Claude won't continue my research",
+            author_handle="grok",
+        ),
+        PostInput("4", ""),
+        PostInput(
+            "5",
+            "Listening to Claude Debussy while the mistral blows outside. Gemini season, typical.",
+        ),
+        PostInput("6", "x " * 5000),
+    ]
+    preds = clf.predict(posts)  # type: ignore[attr-defined]
+    themes = load_taxonomy().theme_keys
+    assert [p.id for p in preds] == ["1", "2", "3", "4", "5", "6"]
+    version = clf.version  # type: ignore[attr-defined]
+    assert re.fullmatch(r"minilm-l6\.h[0-9a-f]{8}\.t[0-9a-f]{8}", version)
+    for p in preds:
+        assert set(p.scores) == set(themes)
+        assert all(0.0 <= s <= 1.0 for s in p.scores.values())
+        assert p.model_version == version
+        assert set(p.evidence) == set(p.themes)
+    by_id = {p.id: p for p in preds}
+    assert "refusal_complaint" in by_id["1"].themes
+    assert by_id["1"].targets.get("refusal_complaint") == "claude"
+    assert "lost_work_claim" in by_id["2"].themes  # only the parent says what was lost
+    assert by_id["2"].products == ["chatgpt"]
+    assert "competitor_solicitation" in by_id["3"].themes
+    assert by_id["3"].targets.get("competitor_solicitation") == "grok"
+    assert by_id["4"].themes == []
+    assert by_id["5"].products == []

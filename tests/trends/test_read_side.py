@@ -1,0 +1,213 @@
+"""Release comparison, series with model-version changes, human overrides in incremental and rebuild."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from classify.review import correct_labels
+from classify.rules import RulesClassifier
+from classify.store import classify_posts
+from core.errors import InvalidInput
+from core.models import Classification, Post
+from core.taxonomy import load_taxonomy
+from ingest.store import upsert_posts
+from tests.factories import make_post
+from trends.compare import release_comparison
+from trends.releases import add_release
+from trends.rollups import rebuild_all, recompute_bucket, refresh_dirty, snapshot
+from trends.series import series
+from trends.weekly import weekly_summary
+
+TAX = load_taxonomy()
+
+
+def _load(session, specs):
+    """specs: (external_id, text, created_at); upsert, classify with the rules, roll up."""
+    posts = [make_post(external_id=e, text=t, created_at=c) for e, t, c in specs]
+    res = upsert_posts(session=session, posts=posts, secret="k")
+    session.commit()
+    classify_posts(session=session, post_ids=res.inserted, classifier=RulesClassifier())
+    session.commit()
+    refresh_dirty(session=session)
+    session.commit()
+    return res.inserted
+
+
+def _window(prefix, product, anchor, before_refusals, before_n, after_refusals, after_n):
+    """Posts about ``product``: some refusal complaints before and after ``anchor``."""
+    name = {"claude": "Claude", "chatgpt": "ChatGPT"}[product]
+    out = []
+    for side, k, n in (("b", before_refusals, before_n), ("a", after_refusals, after_n)):
+        for i in range(n):
+            # Before: days T-1..T-7; after: days T+0..T+13.
+            offset = -((i % 7) + 1) if side == "b" else i % 14
+            when = anchor + timedelta(days=offset, hours=3)
+            text = f"{name} refused to help me, post {i}" if i < k else f"{name} is fine today {i}"
+            out.append((f"{prefix}{side}{i}", text, when))
+    return out
+
+
+def test_release_comparison_on_constructed_data(session):
+    t_old = datetime(2026, 8, 1, tzinfo=UTC)
+    t_new = datetime(2026, 10, 10, tzinfo=UTC)
+    specs = _window("old", "chatgpt", t_old, 1, 10, 1, 10)
+    specs += _window("new", "claude", t_new, 1, 10, 15, 20)
+    # Outside every window: must not count.
+    specs += [("far", "Claude refused again", datetime(2026, 9, 15, tzinfo=UTC))]
+    _load(session, specs)
+    old = add_release(
+        session=session, taxonomy=TAX, product="chatgpt", day="2026-08-01", title="old"
+    )
+    new = add_release(
+        session=session, taxonomy=TAX, product="claude", day="2026-10-10", title="new"
+    )
+    later = add_release(session=session, taxonomy=TAX, product="grok", day="2026-11-01", title="x")
+    session.commit()
+
+    out = release_comparison(session=session, taxonomy=TAX, release_id=new.id)
+    assert out["total_before"] == 10 and out["total_after"] == 20
+    assert [e["id"] for e in out["earlier_releases"]] == [old.id]
+    assert out["earlier_total_before"] == 10 and out["earlier_total_after"] == 10
+    refusal = next(t for t in out["themes"] if t["theme"] == "refusal_complaint")
+    assert refusal["before"]["count"] == 1 and refusal["after"]["count"] == 15
+    assert refusal["change_pp"] == pytest.approx(65.0)
+    assert refusal["significant"] is True
+    assert refusal["earlier_change_pp"] == pytest.approx(0.0)
+    assert refusal["unusual"] is True  # 75% after vs 10% after earlier launches
+    assert len(out["daily"]) == 21
+    assert sum(d["total"] for d in out["daily"]) == 30
+    assert out["daily"][7]["offset"] == 0 and out["daily"][7]["date"] == "2026-10-10"
+    assert out["daily"][7]["counts"]["refusal_complaint"] == 2  # after-posts 0 and 14
+
+    first = release_comparison(session=session, taxonomy=TAX, release_id=old.id)
+    assert first["earlier_releases"] == []
+    r = next(t for t in first["themes"] if t["theme"] == "refusal_complaint")
+    assert r["earlier_change_pp"] is None and r["unusual"] is False
+    assert (
+        release_comparison(session=session, taxonomy=TAX, release_id=later.id)["total_after"] == 0
+    )
+
+
+def test_series_marks_model_version_change(session):
+    base = datetime(2026, 10, 5, tzinfo=UTC)
+    ids = _load(
+        session,
+        [(f"s{i}", f"Claude refused me {i}", base + timedelta(days=i, hours=2)) for i in range(6)],
+    )
+    # A newer model re-scored the last three posts (new classification rows, in force).
+    for pid in ids[3:]:
+        post = session.get(Post, pid)
+        old = session.get(Classification, post.classification_id)
+        cls = Classification(
+            post_id=pid,
+            model_version="tfm-2",
+            text_hash=post.text_hash,
+            themes=old.themes,
+            scores=old.scores,
+            products=old.products,
+        )
+        session.add(cls)
+        session.flush()
+        post.classification_id = cls.id
+        session.add(post)
+    session.commit()
+    out = series(
+        session=session,
+        taxonomy=TAX,
+        themes=["refusal_complaint"],
+        granularity="day",
+        start=base,
+        end=base + timedelta(days=6),
+    )
+    assert [p["total"] for p in out["points"]] == [1] * 6
+    assert [v["version"] for v in out["model_versions"]][1] == "tfm-2"
+    changed = [p["start"][:10] for p in out["points"] if "model_version_changed_to" in p]
+    assert changed == ["2026-10-08"]
+    week = series(
+        session=session, taxonomy=TAX, granularity="week", start=base, end=base + timedelta(days=7)
+    )
+    assert week["points"][0]["start"].startswith("2026-10-05")  # a Monday
+    assert week["points"][0]["themes"]["refusal_complaint"]["count"] == 6
+    with pytest.raises(InvalidInput) as e:
+        series(session=session, taxonomy=TAX, start=base, end=base - timedelta(days=1))
+    assert e.value.extra["param"] == "from"
+
+
+def test_rebuild_equals_incremental_with_human_overrides(session):
+    base = datetime(2026, 10, 20, 9, tzinfo=UTC)
+    texts = [
+        "Claude refused to continue my research",
+        "ChatGPT deleted my whole project chat",
+        "Gemini benchmark results are out",
+        "Claude won't help with my essay",
+        "Grok lied to me about the sources",
+    ]
+    ids = _load(session, [(f"h{i}", t, base + timedelta(hours=i)) for i, t in enumerate(texts)])
+    # Three corrections: drop a theme, add one, and change the products of a third post.
+    for pid, themes, products in (
+        (ids[0], [], None),
+        (ids[2], ["safety_support"], None),
+        (ids[3], ["refusal_complaint"], ["chatgpt"]),
+    ):
+        _, bucket = correct_labels(
+            session=session,
+            taxonomy=TAX,
+            post_id=pid,
+            themes=themes,
+            products=products,
+            author="tester",
+        )
+        recompute_bucket(session, bucket)
+    # A second label on the same post: the newest wins.
+    _, bucket = correct_labels(
+        session=session,
+        taxonomy=TAX,
+        post_id=ids[2],
+        themes=["manipulation_accusation"],
+        products=None,
+        author="tester",
+    )
+    recompute_bucket(session, bucket)
+    session.commit()
+    incremental = snapshot(session=session)
+    assert session.execute(sa.text("SELECT count(*) FROM dirty_bucket")).scalar_one() > 0
+    refresh_dirty(session=session)
+    session.commit()
+    assert snapshot(session=session) == incremental
+    rebuild_all(session=session)
+    session.commit()
+    assert snapshot(session=session) == incremental
+
+    week = weekly_summary(session=session, taxonomy=TAX, week="2026-W43", examples=5)
+    counts = {t["theme"]: t["count"] for t in week["themes"]}
+    assert counts["refusal_complaint"] == 1  # h0 dropped, h3 kept by the human
+    assert counts["safety_support"] == 0 and counts["manipulation_accusation"] == 2
+    claude = weekly_summary(session=session, taxonomy=TAX, week="2026-W43", product="claude")
+    chatgpt = weekly_summary(session=session, taxonomy=TAX, week="2026-W43", product="chatgpt")
+    assert {t["theme"]: t["count"] for t in claude["themes"]}["refusal_complaint"] == 0
+    assert {t["theme"]: t["count"] for t in chatgpt["themes"]}["refusal_complaint"] == 1
+    examples = {t["theme"]: t["examples"] for t in week["themes"]}
+    assert ids[2] in [e["id"] for e in examples["manipulation_accusation"]]
+    assert all(e["id"] != ids[0] for e in examples["refusal_complaint"])
+
+
+def test_label_validation(session):
+    ids = _load(session, [("v1", "Claude refused", datetime(2026, 10, 20, tzinfo=UTC))])
+    with pytest.raises(InvalidInput) as e:
+        correct_labels(
+            session=session, taxonomy=TAX, post_id=ids[0], themes=["x"], products=None, author="t"
+        )
+    assert e.value.extra["param"] == "themes"
+    with pytest.raises(InvalidInput) as e:
+        correct_labels(
+            session=session,
+            taxonomy=TAX,
+            post_id=ids[0],
+            themes=[],
+            products=["skynet"],
+            author="t",
+        )
+    assert e.value.extra["param"] == "products"

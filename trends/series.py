@@ -1,0 +1,187 @@
+"""Time series of theme counts and shares; day and week buckets are sums of UTC hours."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.errors import InvalidInput
+from core.models import Classification, Post, Rollup, utcnow
+from core.taxonomy import Taxonomy
+from trends.rollups import ALL
+from trends.weekly import wilson
+
+ROLLUP = Rollup.__table__  # type: ignore[attr-defined]
+POST = Post.__table__  # type: ignore[attr-defined]
+CLS = Classification.__table__  # type: ignore[attr-defined]
+GRANULARITIES = ("hour", "day", "week")
+STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+DEFAULT_SPAN = {"hour": timedelta(days=7), "day": timedelta(days=30), "week": timedelta(weeks=26)}
+MAX_POINTS = 5000
+
+
+def floor_bucket(ts: datetime, granularity: str) -> datetime:
+    """The start of the UTC hour, day or ISO week (Monday) holding ``ts``."""
+    hour = ts.replace(minute=0, second=0, microsecond=0)
+    if granularity == "hour":
+        return hour
+    day = hour.replace(hour=0)
+    if granularity == "day":
+        return day
+    return day - timedelta(days=day.weekday())
+
+
+def validate_series(
+    taxonomy: Taxonomy,
+    *,
+    themes: list[str] | None,
+    product: str | None,
+    granularity: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[list[str], datetime, datetime]:
+    """The themes and the [start, end) range to read, or InvalidInput naming the parameter."""
+    if granularity not in GRANULARITIES:
+        raise InvalidInput(
+            f"granularity must be one of {list(GRANULARITIES)}, not {granularity!r}",
+            param="granularity",
+        )
+    keys = list(themes or taxonomy.theme_keys)
+    unknown = [t for t in keys if t not in taxonomy.theme_keys]
+    if unknown:
+        raise InvalidInput(
+            f"unknown theme(s) {unknown}; one of {list(taxonomy.theme_keys)}", param="themes"
+        )
+    if product and product not in taxonomy.products:
+        raise InvalidInput(
+            f"unknown product {product!r}; one of {list(taxonomy.products)}", param="product"
+        )
+    try:
+        end = end or floor_bucket(utcnow(), granularity) + STEP[granularity]
+        start = start or end - DEFAULT_SPAN[granularity]
+        if start >= end:
+            raise InvalidInput("from must be before to", param="from")
+        start = floor_bucket(start, granularity)
+        if end + STEP[granularity] > datetime.max.replace(tzinfo=end.tzinfo):
+            raise OverflowError
+    except OverflowError as e:
+        raise InvalidInput("from or to is out of range", param="from") from e
+    if (end - start) / STEP[granularity] > MAX_POINTS:
+        raise InvalidInput(
+            f"from..to holds more than {MAX_POINTS} {granularity} buckets; narrow it or use a "
+            "coarser granularity",
+            param="from",
+        )
+    return list(dict.fromkeys(keys)), start, end
+
+
+def model_versions(
+    *, session: Session, start: datetime, end: datetime, platform: str | None
+) -> list[dict[str, Any]]:
+    """Each model version in force for posts of [start, end): first post time and first scoring."""
+    stmt = (
+        sa.select(
+            CLS.c.model_version,
+            sa.func.min(POST.c.created_at),
+            sa.func.min(CLS.c.created_at),
+            sa.func.count(),
+        )
+        .select_from(POST)
+        .join(CLS, CLS.c.id == POST.c.classification_id)
+        .where(POST.c.created_at >= start, POST.c.created_at < end, POST.c.deleted_at.is_(None))
+        .group_by(CLS.c.model_version)
+    )
+    if platform:
+        stmt = stmt.where(POST.c.platform == platform)
+    rows = sorted(session.execute(stmt), key=lambda r: (r[1], r[0]))
+    # min() of a timestamp comes back as text on SQLite; the post's own type decodes it.
+    post_ts = POST.c.created_at.type
+
+    def ts(v: Any) -> datetime:
+        if isinstance(v, str):
+            v = datetime.fromisoformat(v)
+        return post_ts.process_result_value(v, session.get_bind().dialect)  # type: ignore[no-any-return]
+
+    return [
+        {
+            "version": v,
+            "first_post_at": ts(first_post).isoformat(),
+            "first_classified_at": ts(first_cls).isoformat(),
+            "posts": int(n),
+        }
+        for v, first_post, first_cls, n in rows
+    ]
+
+
+def series(
+    *,
+    session: Session,
+    taxonomy: Taxonomy,
+    themes: list[str] | None = None,
+    product: str | None = None,
+    platform: str | None = None,
+    granularity: str = "day",
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """Counts and shares per bucket for the chosen themes, with the model-version changes marked."""
+    keys, start, end = validate_series(
+        taxonomy,
+        themes=themes,
+        product=product,
+        granularity=granularity,
+        start=start,
+        end=end,
+    )
+    stmt = (
+        sa.select(ROLLUP.c.bucket, ROLLUP.c.theme, sa.func.sum(ROLLUP.c.count))
+        .where(
+            ROLLUP.c.bucket >= start,
+            ROLLUP.c.bucket < end,
+            ROLLUP.c.product == (product or ALL),
+            ROLLUP.c.theme.in_([ALL, *keys]),
+        )
+        .group_by(ROLLUP.c.bucket, ROLLUP.c.theme)
+    )
+    if platform:
+        stmt = stmt.where(ROLLUP.c.platform == platform)
+    sums: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for bucket, theme, n in session.execute(stmt):
+        sums[floor_bucket(bucket, granularity)][theme] += int(n or 0)
+    versions = model_versions(session=session, start=start, end=end, platform=platform)
+    changes = {
+        floor_bucket(datetime.fromisoformat(v["first_post_at"]), granularity): v["version"]
+        for v in versions[1:]
+    }
+    points = []
+    b = start
+    while b < end:
+        counts = sums.get(b, {})
+        total = counts.get(ALL, 0)
+        point: dict[str, Any] = {"start": b.isoformat(), "total": total, "themes": {}}
+        for k in keys:
+            n = counts.get(k, 0)
+            lo, hi = wilson(n, total)
+            point["themes"][k] = {
+                "count": n,
+                "share": round(n / total, 6) if total else 0.0,
+                "share_ci": [round(lo, 6), round(hi, 6)],
+            }
+        if b in changes:
+            point["model_version_changed_to"] = changes[b]
+        points.append(point)
+        b += STEP[granularity]
+    return {
+        "granularity": granularity,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "product": product,
+        "platform": platform,
+        "themes": keys,
+        "points": points,
+        "model_versions": versions,
+    }
