@@ -26,7 +26,8 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Commit before the response goes out, so a client that got 200 can read what it wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def _as_utc(ts: datetime) -> datetime:
