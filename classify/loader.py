@@ -25,3 +25,26 @@ def get_classifier(settings: Settings | None = None) -> Classifier:
                 taxonomy=load_taxonomy(s.taxonomy_path), brand_accounts=s.brand_accounts
             )
     return _cache[key]
+
+
+def current_version(settings: Settings | None = None) -> str:
+    """The version the configured classifier writes, without loading the encoder's weights."""
+    s = settings or get_settings()
+    key = (s.classifier, s.model_path, s.taxonomy_path, tuple(sorted(s.brand_accounts.items())))
+    if key in _cache:
+        return _cache[key].version
+    from core.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(s.taxonomy_path)
+    if s.classifier != "transformers":
+        from classify.rules import RulesClassifier
+
+        return RulesClassifier(taxonomy=taxonomy).version
+    from classify.artifacts import DEFAULT_ARTIFACT, load_artifact, model_version
+    from classify.encoder import encoder_id
+
+    return model_version(
+        encoder_id=encoder_id(s.model_path),
+        heads_hash=load_artifact(DEFAULT_ARTIFACT).content_hash,
+        taxonomy_digest=taxonomy.digest,
+    )

@@ -51,7 +51,7 @@ def requeue_all() -> int:
     redeliver them), and the queue may hold stale duplicates: purge it and enqueue every post
     without a classification for the current model and text.
     """
-    from classify.loader import get_classifier
+    from classify.loader import current_version
     from classify.store import pending_post_ids
     from core.db import session_scope
     from workers.app import QUEUES, celery_app
@@ -61,7 +61,7 @@ def requeue_all() -> int:
     with celery_app.connection_for_write() as conn:
         for queue in QUEUES:
             conn.default_channel.queue_purge(queue)
-    version = get_classifier(settings).version
+    version = current_version(settings)
     with session_scope(settings) as session:
         ids = pending_post_ids(session=session, model_version=version, stale_after_s=0, limit=10**9)
     if ids:
