@@ -15,15 +15,7 @@ from sqlmodel import Session
 from core.db import is_postgres
 from core.models import Rollup, Source, utcnow
 from core.taxonomy import Taxonomy
-from trends.posts import (
-    POST,
-    _serialize,
-    after_cursor,
-    decode_cursor,
-    encode_cursor,
-    filtered_query,
-    validate_filters,
-)
+from trends.posts import POST, filtered_query, list_posts
 from trends.rollups import ALL
 from trends.weekly import iso_week, parse_week
 
@@ -119,39 +111,6 @@ def coverage(*, session: Session, start: datetime, end: datetime) -> list[dict[s
     return out
 
 
-def find_posts(
-    *,
-    session: Session,
-    taxonomy: Taxonomy,
-    theme: str | None = None,
-    product: str | None = None,
-    platform: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    text: str | None = None,
-    cursor: str | None = None,
-    limit: int = 50,
-) -> dict[str, Any]:
-    """Like trends.posts.list_posts, plus a case-insensitive text filter (for reviewers)."""
-    validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
-    stmt = filtered_query(theme=theme, product=product, platform=platform, since=since, until=until)
-    if text and text.strip():
-        stmt = stmt.where(
-            sa.func.lower(POST.c.text).contains(text.strip().lower(), autoescape=True)
-        )
-    if cursor:
-        ts, pid = decode_cursor(cursor)
-        stmt = after_cursor(stmt, ts, pid)
-    else:
-        stmt = stmt.order_by(POST.c.created_at.desc(), POST.c.id.desc())
-    rows = list(session.execute(stmt.limit(limit + 1)))
-    items = [_serialize(r, with_handle=False) for r in rows[:limit]]
-    nxt = (
-        encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    )
-    return {"items": items, "next_cursor": nxt}
-
-
 def count_posts(
     *,
     session: Session,
@@ -187,7 +146,7 @@ def top_examples(
     limit: int = 5,
 ) -> list[dict[str, Any]]:
     """The posts of ``theme`` in [start, end) with the highest score (human labels first)."""
-    page = find_posts(
+    page = list_posts(
         session=session,
         taxonomy=taxonomy,
         theme=theme,

@@ -165,13 +165,21 @@ def list_posts(
     platform: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    text: str | None = None,
     cursor: str | None = None,
     limit: int = 50,
     with_handle: bool = False,
 ) -> dict[str, Any]:
-    """A page of posts, newest first, with the labels in force and a cursor for the next page."""
+    """A page of posts, newest first, with the labels in force and a cursor for the next page.
+
+    ``text`` keeps posts whose text contains it, case-insensitively (for reviewers).
+    """
     validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
     stmt = filtered_query(theme=theme, product=product, platform=platform, since=since, until=until)
+    if text and text.strip():
+        stmt = stmt.where(
+            sa.func.lower(POST.c.text).contains(text.strip().lower(), autoescape=True)
+        )
     if cursor:
         ts, pid = decode_cursor(cursor)
         stmt = after_cursor(stmt, ts, pid)

@@ -32,7 +32,7 @@ from trends import charts, overview, report
 from trends.alerts import acknowledge_alert, alert_detail, list_alerts, resolve_alert
 from trends.compare import release_comparison, release_view
 from trends.exports import FORMATS, MEDIA_TYPES, ExportFilters, export_filename, stream_export
-from trends.posts import get_post
+from trends.posts import get_post, list_posts
 from trends.releases import list_releases
 from trends.rollups import recompute_bucket
 from trends.series import series
@@ -364,7 +364,7 @@ def posts_page(
     total = 0
     try:
         since_ts, until_ts = _when(filters["since"], "since"), _when(filters["until"], "until")
-        result = overview.find_posts(
+        result = list_posts(
             session=session,
             taxonomy=taxonomy,
             theme=filters["theme"],
