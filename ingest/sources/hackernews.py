@@ -1,13 +1,14 @@
 """Hacker News through Algolia: search_by_date for stories and comments, items/{id} for threads.
 
-Cursor: ``{"since": {query: {"t": created_at_i, "ids": [...]}}}``. A deleted or dead item in a
+Cursor: ``{"since": {query: {"t": created_at_i, "ids": [...]}}, "backlog": {"tag:query":
+{"from": t, "until": t}}}`` (``backlog``: time ranges a run had no pages left for). A deleted or dead item in a
 thread is yielded with ``deleted=True`` and empty text, so a stored copy can be marked.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +119,18 @@ def normalize_hit(
     )
 
 
+def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the cursor to store, without an empty backlog."""
+    out = copy.deepcopy(state)
+    if not out.get("backlog"):
+        out.pop("backlog", None)
+    return out
+
+
+def _is_range(gap: dict[str, Any]) -> bool:
+    return isinstance(gap.get("from"), int | float) and isinstance(gap.get("until"), int | float)
+
+
 def normalize_item(
     raw: Any, *, source: str, query: str | None = None, strict: bool = False
 ) -> NormalizedPost | Quarantined:
@@ -141,13 +154,37 @@ class HackerNewsSource:
         self.expand_comments = bool(config.options.get("expand_comments", True))
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
-        """One batch per result page, each with the replies its hits have."""
+        """One batch per result page, each with the replies its hits have.
+
+        Results come newest first. When a run stops at ``max_pages`` before reaching its floor,
+        the unread time range is kept in the cursor's ``backlog`` and read first by the next
+        run, so a burst larger than one run's pages is delayed, never skipped.
+        """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
         since_all = state.setdefault("since", {})
         if not isinstance(since_all, dict):
             since_all = state["since"] = {}
+        backlog = state.setdefault("backlog", {})
+        if not isinstance(backlog, dict):
+            backlog = state["backlog"] = {}
         seen: set[str] = set()
         for query in self.config.queries or [""]:
+            for tag in ("story", "comment"):
+                key = f"{tag}:{query}"
+                gap = backlog.get(key)
+                if not (isinstance(gap, dict) and _is_range(gap)):
+                    backlog.pop(key, None)
+                    continue
+                lo, hi = int(gap["from"]), int(gap["until"])
+                oldest = yield from self._pages(
+                    query, tag, f"created_at_i>={lo},created_at_i<={hi}", None, None, seen, state
+                )
+                if oldest is not None and oldest > lo:
+                    backlog[key] = {"from": lo, "until": oldest}
+                else:
+                    backlog.pop(key, None)
+                yield Batch(cursor=_snapshot(state))
+
             mark = Watermark(since_all.get(query))
             floor = (
                 int(mark.t)
@@ -156,42 +193,63 @@ class HackerNewsSource:
             )
             new_mark = Watermark(since_all.get(query))
             for tag in ("story", "comment"):
-                for page_no in range(self.config.max_pages):
-                    body = self.http.get_json(
-                        f"{self.base_url}/api/v1/search_by_date",
-                        params={
-                            "query": query,
-                            "tags": f"({tag})",
-                            "numericFilters": f"created_at_i>={floor}",
-                            "hitsPerPage": self.hits_per_page,
-                            "page": page_no,
-                        },
-                    )
-                    if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
-                        raise SourceError("search response without a hits list")
-                    page = Page(source=self.name, seen=seen)
-                    for hit in body["hits"]:
-                        item = normalize_hit(hit, source=self.name, query=query or None)
-                        if isinstance(item, NormalizedPost):
-                            t = item.created_at.timestamp()
-                            if not mark.is_new(t, item.external_id):
-                                continue
-                            new_mark.advance(t, item.external_id)
-                        post = page.add(item)
-                        if post is not None:
-                            self._expand(post, page, is_story=tag == "story")
-                    if page:
-                        yield Batch(
-                            posts=page.posts,
-                            quarantined=page.quarantined,
-                            cursor=copy.deepcopy(state),
-                        )
-                    n_pages = get_int(body, "nbPages") or 0
-                    if not body["hits"] or page_no + 1 >= n_pages:
-                        break
+                oldest = yield from self._pages(
+                    query, tag, f"created_at_i>={floor}", mark, new_mark, seen, state
+                )
+                if oldest is not None and oldest > floor:
+                    key = f"{tag}:{query}"
+                    prev = backlog.get(key)
+                    lo = int(prev["from"]) if isinstance(prev, dict) and _is_range(prev) else floor
+                    backlog[key] = {"from": min(lo, floor), "until": oldest}
             if new_mark.state() is not None and new_mark.state() != since_all.get(query):
                 since_all[query] = new_mark.state()
-                yield Batch(cursor=copy.deepcopy(state))
+            yield Batch(cursor=_snapshot(state))
+
+    def _pages(
+        self,
+        query: str,
+        tag: str,
+        numeric: str,
+        mark: Watermark | None,
+        new_mark: Watermark | None,
+        seen: set[str],
+        state: dict[str, Any],
+    ) -> Generator[Batch, None, int | None]:
+        """Read result pages; return the oldest time read if ``max_pages`` cut the run short."""
+        oldest: int | None = None
+        for page_no in range(self.config.max_pages):
+            body = self.http.get_json(
+                f"{self.base_url}/api/v1/search_by_date",
+                params={
+                    "query": query,
+                    "tags": f"({tag})",
+                    "numericFilters": numeric,
+                    "hitsPerPage": self.hits_per_page,
+                    "page": page_no,
+                },
+            )
+            if not isinstance(body, dict) or not isinstance(body.get("hits"), list):
+                raise SourceError("search response without a hits list")
+            page = Page(source=self.name, seen=seen)
+            for hit in body["hits"]:
+                ts = get_int(hit, "created_at_i") if isinstance(hit, dict) else None
+                if ts is not None:
+                    oldest = ts if oldest is None else min(oldest, ts)
+                item = normalize_hit(hit, source=self.name, query=query or None)
+                if isinstance(item, NormalizedPost) and mark is not None and new_mark is not None:
+                    t = item.created_at.timestamp()
+                    if not mark.is_new(t, item.external_id):
+                        continue
+                    new_mark.advance(t, item.external_id)
+                post = page.add(item)
+                if post is not None:
+                    self._expand(post, page, is_story=tag == "story")
+            if page:
+                yield Batch(posts=page.posts, quarantined=page.quarantined, cursor=_snapshot(state))
+            n_pages = get_int(body, "nbPages") or 0
+            if not body["hits"] or page_no + 1 >= n_pages:
+                return None
+        return oldest
 
     def _expand(self, post: NormalizedPost, page: Page, *, is_story: bool) -> None:
         """Add the replies under a hit, breadth first, up to thread_depth and thread_size."""

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from ingest.base import Quarantined
 from ingest.http import SourceError
 from ingest.sources import build_source
-from tests.ingest.conftest import config, drain, own, recorded
+from tests.ingest.conftest import (
+    Reply,
+    as_json,
+    config,
+    drain,
+    freeze_now,
+    load_recorded,
+    own,
+    recorded,
+)
 
 SEARCH = "/api/v1/search_by_date"
 
@@ -118,3 +128,50 @@ def test_truncated_response_is_a_source_error(api, client, sleeps):
     )
     with pytest.raises(SourceError, match="malformed JSON"):
         drain(src)
+
+
+def test_a_burst_beyond_max_pages_is_read_by_the_next_run(api, client, sleeps, monkeypatch):
+    """A run that runs out of pages keeps the unread time range and reads it next time."""
+    from ingest.sources import hackernews
+
+    template = load_recorded("hn_algolia/search_by_date_story.json")["hits"][0]
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    freeze_now(monkeypatch, hackernews, now)
+    floor = int(now.timestamp()) - 24 * 3600
+    times = [floor + 600 + 60 * i for i in range(6)]  # t0 .. t5, served newest first
+
+    def hit(i: int) -> dict[str, Any]:
+        return {
+            **template,
+            "objectID": str(5000 + i),
+            "created_at_i": times[i],
+            "created_at": datetime.fromtimestamp(times[i], UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "title": f"Story number {i}",
+        }
+
+    def page(idx: list[int], n_pages: int) -> Reply:
+        return as_json({"hits": [hit(i) for i in idx], "nbPages": n_pages})
+
+    story = {"tags": "(story)"}
+    # Run 2: the backlog range first, then the normal pass from the newest mark.
+    gap = f"created_at_i>={floor},created_at_i<={times[2]}"
+    api.add(SEARCH, page([2, 1], 2), numericFilters=gap, page="0", **story)
+    api.add(SEARCH, page([0], 2), numericFilters=gap, page="1", **story)
+    api.add(SEARCH, page([5], 1), numericFilters=f"created_at_i>={times[5]}", **story)
+    # Run 1: six new stories, but only two pages of two per run.
+    api.add(SEARCH, page([5, 4], 3), page="0", **story)
+    api.add(SEARCH, page([3, 2], 3), page="1", **story)
+    api.add(SEARCH, as_json({"hits": [], "nbPages": 0}), tags="(comment)")
+    cfg = config(
+        "hackernews", api.url, queries=[""], thread_depth=0, max_pages=2, backfill_hours=24
+    )
+    src = build_source(cfg, client=client, sleep=sleeps)
+
+    first = drain(src)
+    assert sorted(p.external_id for p in first.posts) == ["5002", "5003", "5004", "5005"]
+    assert first.cursor["backlog"] == {"story:": {"from": floor, "until": times[2]}}
+
+    second = drain(src, first.cursor)
+    assert sorted(p.external_id for p in second.posts) == ["5000", "5001", "5002"]
+    assert "backlog" not in second.cursor
+    assert second.cursor["since"][""]["t"] == float(times[5])
