@@ -10,8 +10,9 @@ disappear from the API, so nothing is yielded for them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -106,6 +107,27 @@ def normalize_status(
     )
 
 
+@dataclass
+class _Walk:
+    """Where a walk down a timeline stops, and the newest id it saw."""
+
+    since: str | None
+    cutoff: datetime
+    newest: str | None
+
+
+def _since_params(since: str | None, link: str | None) -> dict[str, Any] | None:
+    return {"since_id": since} if since and link and "since_id=" not in link else None
+
+
+def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the cursor to store, without an empty backlog."""
+    out = copy.deepcopy(state)
+    if not out.get("backlog"):
+        out.pop("backlog", None)
+    return out
+
+
 class MastodonSource:
     """Statuses under each tag on each instance, with their conversations."""
 
@@ -127,65 +149,103 @@ class MastodonSource:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
-        """Timeline pages newest first through the Link header, down to since_id or the window."""
+        """Timeline pages newest first through the Link header, down to since_id or the window.
+
+        A walk that runs out of pages (``max_pages``) before reaching the old mark keeps its next
+        link in the cursor's ``backlog``; the next run finishes that walk first, so a burst
+        larger than one run is delayed, never skipped.
+        """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
         marks = state.setdefault("since_id", {})
         if not isinstance(marks, dict):
             marks = state["since_id"] = {}
+        backlog = state.setdefault("backlog", {})
+        if not isinstance(backlog, dict):
+            backlog = state["backlog"] = {}
         cutoff = utc_now() - timedelta(hours=self.config.backfill_hours)
         seen: set[str] = set()
         for instance in self.instances:
             for tag in self.tags:
                 key = f"{instance}|{tag}"
-                since = marks.get(key) if isinstance(marks.get(key), str) else None
-                newest = since
-                url: str | None = f"{instance}/api/v1/timelines/tag/{quote(tag, safe='')}"
-                params: dict[str, Any] | None = {"limit": self.page_size, "since_id": since}
-                for _ in range(self.config.max_pages):
-                    if url is None:
-                        break
-                    response = self.http.get(url, params=params, headers=self._headers())
-                    body = decode_json(response)
-                    if not isinstance(body, list):
-                        raise SourceError("tag timeline is not a list of statuses")
-                    page = Page(source=self.name, seen=seen)
-                    reached_old = not body
-                    for status in body:
-                        sid = get_str(status, "id") if isinstance(status, dict) else None
-                        if sid and since and _id_key(sid) <= _id_key(since):
-                            reached_old = True
-                            continue
-                        item = normalize_status(status, source=self.name, query=f"#{tag}")
-                        if isinstance(item, NormalizedPost):
-                            assert sid is not None
-                            if newest is None or _id_key(sid) > _id_key(newest):
-                                newest = sid
-                            if since is None and item.created_at < cutoff:
-                                reached_old = True
-                        post = page.add(item)
-                        if post is not None:
-                            self._expand(instance, status, post, page)
-                    if page:
-                        yield Batch(
-                            posts=page.posts,
-                            quarantined=page.quarantined,
-                            cursor=copy.deepcopy(state),
-                        )
-                    if reached_old:
-                        break
-                    next_link = response.links.get("next", {}).get("url")
-                    # The next link carries max_id; since_id is ours to keep.
-                    url, params = (
-                        next_link,
-                        (
-                            {"since_id": since}
-                            if since and next_link and "since_id=" not in next_link
-                            else None
-                        ),
+                gap = backlog.pop(key, None)
+                if isinstance(gap, dict) and isinstance(gap.get("next"), str):
+                    old = gap.get("since") if isinstance(gap.get("since"), str) else None
+                    walk = _Walk(since=old, cutoff=cutoff, newest=None)
+                    left = yield from self._walk(
+                        instance,
+                        tag,
+                        gap["next"],
+                        _since_params(old, gap["next"]),
+                        walk,
+                        seen,
+                        state,
                     )
-                if newest and newest != since:
-                    marks[key] = newest
-                    yield Batch(cursor=copy.deepcopy(state))
+                    if left is not None:
+                        backlog[key] = {"next": left, "since": old}
+                    yield Batch(cursor=_snapshot(state))
+
+                since = marks.get(key) if isinstance(marks.get(key), str) else None
+                url = f"{instance}/api/v1/timelines/tag/{quote(tag, safe='')}"
+                walk = _Walk(since=since, cutoff=cutoff, newest=since)
+                left = yield from self._walk(
+                    instance,
+                    tag,
+                    url,
+                    {"limit": self.page_size, "since_id": since},
+                    walk,
+                    seen,
+                    state,
+                )
+                if left is not None and key not in backlog:
+                    backlog[key] = {"next": left, "since": since}
+                if walk.newest and walk.newest != since:
+                    marks[key] = walk.newest
+                yield Batch(cursor=_snapshot(state))
+
+    def _walk(
+        self,
+        instance: str,
+        tag: str,
+        url: str,
+        params: dict[str, Any] | None,
+        walk: _Walk,
+        seen: set[str],
+        state: dict[str, Any],
+    ) -> Generator[Batch, None, str | None]:
+        """Follow next links for up to ``max_pages``; return the link left unread, if any."""
+        next_url: str | None = url
+        for _ in range(self.config.max_pages):
+            if next_url is None:
+                return None
+            response = self.http.get(next_url, params=params, headers=self._headers())
+            body = decode_json(response)
+            if not isinstance(body, list):
+                raise SourceError("tag timeline is not a list of statuses")
+            page = Page(source=self.name, seen=seen)
+            reached_old = not body
+            for status in body:
+                sid = get_str(status, "id") if isinstance(status, dict) else None
+                if sid and walk.since and _id_key(sid) <= _id_key(walk.since):
+                    reached_old = True
+                    continue
+                item = normalize_status(status, source=self.name, query=f"#{tag}")
+                if isinstance(item, NormalizedPost):
+                    assert sid is not None
+                    if walk.newest is None or _id_key(sid) > _id_key(walk.newest):
+                        walk.newest = sid
+                    if walk.since is None and item.created_at < walk.cutoff:
+                        reached_old = True
+                post = page.add(item)
+                if post is not None:
+                    self._expand(instance, status, post, page)
+            if page:
+                yield Batch(posts=page.posts, quarantined=page.quarantined, cursor=_snapshot(state))
+            if reached_old:
+                return None
+            next_link = response.links.get("next", {}).get("url")
+            # The next link carries max_id; since_id is ours to keep.
+            next_url, params = next_link, _since_params(walk.since, next_link)
+        return next_url
 
     def _expand(self, instance: str, status: Any, post: NormalizedPost, page: Page) -> None:
         """Add ancestors and descendants from statuses/{id}/context, links resolved to URIs."""

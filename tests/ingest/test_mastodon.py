@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import ingest.sources.mastodon as mastodon_module
 from ingest.sources import build_source
-from tests.ingest.conftest import config, drain, freeze_now, load_recorded, own, recorded
+from tests.ingest.conftest import (
+    as_json,
+    config,
+    drain,
+    freeze_now,
+    load_recorded,
+    own,
+    recorded,
+)
 
 
 def test_two_instances_one_post_per_uri_then_nothing_new(api, client, sleeps):
@@ -100,3 +108,30 @@ def test_context_ancestors_give_parent_and_root(api, client, sleeps):
     assert reply.parent_external_id == ancestor and reply.root_external_id == ancestor
     assert posts[ancestor].root_external_id == ancestor
     assert posts[ancestor].created_at == datetime(2025, 2, 18, 20, 38, 26, 738000, tzinfo=UTC)
+
+
+def test_a_walk_cut_short_by_max_pages_is_finished_by_the_next_run(
+    api, client, sleeps, monkeypatch
+):
+    """One page per run: the second run follows the kept next link before looking for new posts."""
+    freeze_now(monkeypatch, mastodon_module, datetime(2025, 3, 1, 13, tzinfo=UTC))
+    path = "/api/v1/timelines/tag/claude"
+    api.add(path, own("mastodon_tag_page2.json"), max_id="200001")
+    api.add(path, as_json([]), since_id="200003")
+    api.add(
+        path,
+        own(
+            "mastodon_tag_page1.json",
+            headers={"Link": '<{base}/api/v1/timelines/tag/claude?max_id=200001>; rel="next"'},
+        ),
+    )
+    cfg = config("mastodon", api.url, queries=["claude"], thread_depth=0, max_pages=1)
+    first = drain(build_source(cfg, client=client, sleep=sleeps))
+    assert [p.external_id.rsplit("/", 1)[1] for p in first.posts] == ["200003", "200002"]
+    key = f"{api.url}|claude"
+    assert first.cursor["since_id"][key] == "200003"
+    assert first.cursor["backlog"][key]["next"].endswith("max_id=200001")
+
+    second = drain(build_source(cfg, client=client, sleep=sleeps), first.cursor)
+    assert [p.external_id.rsplit("/", 1)[1] for p in second.posts] == ["100001"]
+    assert "backlog" not in second.cursor and second.cursor["since_id"][key] == "200003"
