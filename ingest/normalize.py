@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -177,6 +178,14 @@ def safely(
             raise
         log.exception("ingest.normalize_bug", source=source)
         return quarantine(source=source, reason=f"unexpected {type(e).__name__}: {e}", payload=raw)
+
+
+def cursor_snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a cursor to hand out, without an empty ``backlog`` (ranges a run left unread)."""
+    out = copy.deepcopy(state)
+    if not out.get("backlog"):
+        out.pop("backlog", None)
+    return out
 
 
 class Watermark:

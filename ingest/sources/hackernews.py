@@ -21,6 +21,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_snapshot,
     engagement,
     get_int,
     get_list,
@@ -119,14 +120,6 @@ def normalize_hit(
     )
 
 
-def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the cursor to store, without an empty backlog."""
-    out = copy.deepcopy(state)
-    if not out.get("backlog"):
-        out.pop("backlog", None)
-    return out
-
-
 def _is_range(gap: dict[str, Any]) -> bool:
     return isinstance(gap.get("from"), int | float) and isinstance(gap.get("until"), int | float)
 
@@ -183,7 +176,7 @@ class HackerNewsSource:
                     backlog[key] = {"from": lo, "until": oldest}
                 else:
                     backlog.pop(key, None)
-                yield Batch(cursor=_snapshot(state))
+                yield Batch(cursor=cursor_snapshot(state))
 
             mark = Watermark(since_all.get(query))
             floor = (
@@ -203,7 +196,7 @@ class HackerNewsSource:
                     backlog[key] = {"from": min(lo, floor), "until": oldest}
             if new_mark.state() is not None and new_mark.state() != since_all.get(query):
                 since_all[query] = new_mark.state()
-            yield Batch(cursor=_snapshot(state))
+            yield Batch(cursor=cursor_snapshot(state))
 
     def _pages(
         self,
@@ -245,7 +238,9 @@ class HackerNewsSource:
                 if post is not None:
                     self._expand(post, page, is_story=tag == "story")
             if page:
-                yield Batch(posts=page.posts, quarantined=page.quarantined, cursor=_snapshot(state))
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
             n_pages = get_int(body, "nbPages") or 0
             if not body["hits"] or page_no + 1 >= n_pages:
                 return None

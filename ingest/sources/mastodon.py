@@ -25,6 +25,7 @@ from ingest.normalize import (
     ItemError,
     Page,
     as_dict,
+    cursor_snapshot,
     engagement,
     get_dict,
     get_int,
@@ -120,14 +121,6 @@ def _since_params(since: str | None, link: str | None) -> dict[str, Any] | None:
     return {"since_id": since} if since and link and "since_id=" not in link else None
 
 
-def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the cursor to store, without an empty backlog."""
-    out = copy.deepcopy(state)
-    if not out.get("backlog"):
-        out.pop("backlog", None)
-    return out
-
-
 class MastodonSource:
     """Statuses under each tag on each instance, with their conversations."""
 
@@ -182,7 +175,7 @@ class MastodonSource:
                     )
                     if left is not None:
                         backlog[key] = {"next": left, "since": old}
-                    yield Batch(cursor=_snapshot(state))
+                    yield Batch(cursor=cursor_snapshot(state))
 
                 since = marks.get(key) if isinstance(marks.get(key), str) else None
                 url = f"{instance}/api/v1/timelines/tag/{quote(tag, safe='')}"
@@ -200,7 +193,7 @@ class MastodonSource:
                     backlog[key] = {"next": left, "since": since}
                 if walk.newest and walk.newest != since:
                     marks[key] = walk.newest
-                yield Batch(cursor=_snapshot(state))
+                yield Batch(cursor=cursor_snapshot(state))
 
     def _walk(
         self,
@@ -239,7 +232,9 @@ class MastodonSource:
                 if post is not None:
                     self._expand(instance, status, post, page)
             if page:
-                yield Batch(posts=page.posts, quarantined=page.quarantined, cursor=_snapshot(state))
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
             if reached_old:
                 return None
             next_link = response.links.get("next", {}).get("url")

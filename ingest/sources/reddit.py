@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_snapshot,
     engagement,
     get_dict,
     get_int,
@@ -200,45 +201,82 @@ class RedditSource:
         return out
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
-        """Pages of each listing, newest first, down to the stored mark or the backfill window."""
+        """Pages of each listing, newest first, down to the stored mark or the backfill window.
+
+        A listing that runs out of pages (``max_pages``) before reaching its old mark keeps its
+        ``after`` token and that mark in the cursor's ``backlog``; the next run finishes it first,
+        so a burst larger than one run is delayed, never skipped.
+        """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
         marks = state.setdefault("listings", {})
         if not isinstance(marks, dict):
             marks = state["listings"] = {}
+        backlog = state.setdefault("backlog", {})
+        if not isinstance(backlog, dict):
+            backlog = state["backlog"] = {}
         cutoff = (utc_now() - timedelta(hours=self.config.backfill_hours)).timestamp()
         seen: set[str] = set()
         for key, path, params, query in self._listings():
+            gap = backlog.pop(key, None)
+            if isinstance(gap, dict) and isinstance(gap.get("after"), str):
+                old = Watermark(gap.get("mark"))
+                left = yield from self._walk(
+                    path, params, gap["after"], old, Watermark(None), cutoff, query, seen, state
+                )
+                if left is not None:
+                    backlog[key] = {"after": left, "mark": old.state()}
+                yield Batch(cursor=cursor_snapshot(state))
+
             mark = Watermark(marks.get(key))
             new_mark = Watermark(marks.get(key))
-            after: str | None = None
-            for _ in range(self.config.max_pages):
-                children, after = _listing_children(
-                    self._get(path, {**params, "after": after} if after else params)
-                )
-                page = Page(source=self.name, seen=seen)
-                reached_old = False
-                for child in children:
-                    item = normalize_thing(child, source=self.name, query=query)
-                    if isinstance(item, NormalizedPost):
-                        t = item.created_at.timestamp()
-                        if not mark.is_new(t, item.external_id):
-                            reached_old = True
-                            continue
-                        if mark.t is None and t < cutoff:
-                            reached_old = True
-                        new_mark.advance(t, item.external_id)
-                    post = page.add(item)
-                    if post is not None and not post.parent_external_id:
-                        self._expand(post, page)
-                if page:
-                    yield Batch(
-                        posts=page.posts, quarantined=page.quarantined, cursor=copy.deepcopy(state)
-                    )
-                if reached_old or not after or not children:
-                    break
+            left = yield from self._walk(
+                path, params, None, mark, new_mark, cutoff, query, seen, state
+            )
+            if left is not None and key not in backlog:
+                backlog[key] = {"after": left, "mark": mark.state()}
             if new_mark.state() is not None and new_mark.state() != marks.get(key):
                 marks[key] = new_mark.state()
-                yield Batch(cursor=copy.deepcopy(state))
+            yield Batch(cursor=cursor_snapshot(state))
+
+    def _walk(
+        self,
+        path: str,
+        params: dict[str, Any],
+        after: str | None,
+        mark: Watermark,
+        new_mark: Watermark,
+        cutoff: float,
+        query: str | None,
+        seen: set[str],
+        state: dict[str, Any],
+    ) -> Generator[Batch, None, str | None]:
+        """Read up to ``max_pages`` pages; return the ``after`` token left unread, if any."""
+        for _ in range(self.config.max_pages):
+            children, after = _listing_children(
+                self._get(path, {**params, "after": after} if after else params)
+            )
+            page = Page(source=self.name, seen=seen)
+            reached_old = False
+            for child in children:
+                item = normalize_thing(child, source=self.name, query=query)
+                if isinstance(item, NormalizedPost):
+                    t = item.created_at.timestamp()
+                    if not mark.is_new(t, item.external_id):
+                        reached_old = True
+                        continue
+                    if mark.t is None and t < cutoff:
+                        reached_old = True
+                    new_mark.advance(t, item.external_id)
+                post = page.add(item)
+                if post is not None and not post.parent_external_id:
+                    self._expand(post, page)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
+            if reached_old or not after or not children:
+                return None
+        return after
 
     def _expand(self, post: NormalizedPost, page: Page) -> None:
         """Add the comment tree of a submission, expanding ``more`` stubs up to ``more_limit``."""

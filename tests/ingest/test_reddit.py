@@ -189,3 +189,33 @@ def test_a_non_listing_response_is_a_source_error(api, client, sleeps):
     cfg = config("reddit", api.url, options={"subreddits": ["netsec"]})
     with pytest.raises(SourceError):
         drain(build_source(cfg, client=client, sleep=sleeps))
+
+
+def test_a_listing_cut_short_by_max_pages_is_finished_by_the_next_run(
+    api, client, sleeps, monkeypatch
+):
+    """One page per run: the second run follows the kept ``after`` token before anything else."""
+    freeze_now(monkeypatch, reddit_module, datetime(2016, 10, 20, tzinfo=UTC))
+    api.add("/r/netsec/new.json", own("reddit_netsec_new_page2.json"), after="t3_582bi3")
+    api.add("/r/netsec/new.json", recorded("reddit/subreddit_netsec_listing.json"))
+    cfg = config(
+        "reddit",
+        api.url,
+        backfill_hours=24 * 90,
+        thread_depth=0,
+        max_pages=1,
+        options={"subreddits": ["netsec"]},
+    )
+    first = drain(build_source(cfg, client=client, sleep=sleeps))
+    page1 = {
+        c["data"]["name"]
+        for c in load_recorded("reddit/subreddit_netsec_listing.json")["data"]["children"]
+    }
+    assert set(first.by_id()) == page1
+    assert first.cursor["backlog"]["r/netsec"]["after"] == "t3_582bi3"
+
+    second = drain(build_source(cfg, client=client, sleep=sleeps), first.cursor)
+    assert "t3_581zzz" in second.by_id() and not set(second.by_id()) & page1
+    assert "backlog" not in second.cursor
+    afters = [r.params.get("after") for r in api.requests_to("/r/netsec/new.json")]
+    assert afters == [None, "t3_582bi3", None]
