@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_snapshot,
     engagement,
     get_dict,
     get_int,
@@ -227,55 +228,93 @@ class BlueskySource:
     # --- fetching -------------------------------------------------------------------------
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
-        """Search pages newest first, down to the stored mark or the backfill window."""
+        """Search pages newest first, down to the stored mark or the backfill window.
+
+        A search that runs out of pages (``max_pages``) keeps its ``since``, page cursor and old
+        mark in the cursor's ``backlog``; the next run finishes it first, so nothing is skipped.
+        """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
         marks = state.setdefault("since", {})
         if not isinstance(marks, dict):
             marks = state["since"] = {}
+        backlog = state.setdefault("backlog", {})
+        if not isinstance(backlog, dict):
+            backlog = state["backlog"] = {}
         seen: set[str] = set()
         for query in self.config.queries:
+            gap = backlog.pop(query, None)
+            if (
+                isinstance(gap, dict)
+                and isinstance(gap.get("since"), str)
+                and isinstance(gap.get("cursor"), str)
+            ):
+                old = Watermark(gap.get("mark"))
+                left = yield from self._walk(
+                    query, gap["since"], gap["cursor"], old, Watermark(None), seen, state
+                )
+                if left is not None:
+                    backlog[query] = {**gap, "cursor": left}
+                yield Batch(cursor=cursor_snapshot(state))
+
             mark = Watermark(marks.get(query))
             new_mark = Watermark(marks.get(query))
             since = (
                 datetime.fromtimestamp(mark.t, tz=UTC)
                 if mark.t is not None
                 else utc_now() - timedelta(hours=self.config.backfill_hours)
-            )
-            page_cursor: str | None = None
-            for _ in range(self.config.max_pages):
-                body = self._get(
-                    "app.bsky.feed.searchPosts",
-                    {
-                        "q": query,
-                        "sort": "latest",
-                        "limit": self.page_size,
-                        "since": since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                        "cursor": page_cursor,
-                    },
-                )
-                if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
-                    raise SourceError("searchPosts response without posts")
-                page = Page(source=self.name, seen=seen)
-                for view in body["posts"]:
-                    item = normalize_post_view(view, source=self.name, query=query)
-                    if isinstance(item, NormalizedPost):
-                        t = _indexed_t(view, item)
-                        if not mark.is_new(t, item.external_id):
-                            continue
-                        new_mark.advance(t, item.external_id)
-                    post = page.add(item)
-                    if post is not None:
-                        self._expand(post, page)
-                if page:
-                    yield Batch(
-                        posts=page.posts, quarantined=page.quarantined, cursor=copy.deepcopy(state)
-                    )
-                page_cursor = get_str(body, "cursor")
-                if not page_cursor or not body["posts"]:
-                    break
+            ).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            left = yield from self._walk(query, since, None, mark, new_mark, seen, state)
+            if left is not None and query not in backlog:
+                backlog[query] = {"since": since, "cursor": left, "mark": mark.state()}
             if new_mark.state() is not None and new_mark.state() != marks.get(query):
                 marks[query] = new_mark.state()
-                yield Batch(cursor=copy.deepcopy(state))
+            yield Batch(cursor=cursor_snapshot(state))
+
+    def _walk(
+        self,
+        query: str,
+        since: str,
+        page_cursor: str | None,
+        mark: Watermark,
+        new_mark: Watermark,
+        seen: set[str],
+        state: dict[str, Any],
+    ) -> Generator[Batch, None, str | None]:
+        """Read up to ``max_pages`` pages; return the page cursor left unread, if any."""
+        for _ in range(self.config.max_pages):
+            body = self._get(
+                "app.bsky.feed.searchPosts",
+                {
+                    "q": query,
+                    "sort": "latest",
+                    "limit": self.page_size,
+                    "since": since,
+                    "cursor": page_cursor,
+                },
+            )
+            if not isinstance(body, dict) or not isinstance(body.get("posts"), list):
+                raise SourceError("searchPosts response without posts")
+            page = Page(source=self.name, seen=seen)
+            reached_old = False  # results come newest first: an old one ends the walk
+            for view in body["posts"]:
+                item = normalize_post_view(view, source=self.name, query=query)
+                if isinstance(item, NormalizedPost):
+                    t = _indexed_t(view, item)
+                    if not mark.is_new(t, item.external_id):
+                        reached_old = True
+                        continue
+                    new_mark.advance(t, item.external_id)
+                post = page.add(item)
+                if post is not None:
+                    self._expand(post, page)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
+            page_cursor = get_str(body, "cursor")
+            if reached_old or not page_cursor or not body["posts"]:
+                return None
+        return page_cursor
 
     def _expand(self, post: NormalizedPost, page: Page) -> None:
         """Add the parents and replies of a post from getPostThread."""

@@ -9,7 +9,8 @@ Parent is the ``replied_to`` reference, root the ``conversation_id``. Tweets pul
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from ingest.normalize import (
     ItemError,
     Page,
     as_dict,
+    cursor_snapshot,
     engagement,
     get_dict,
     get_int,
@@ -126,6 +128,14 @@ def _users(body: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+@dataclass
+class _Walk:
+    """The mark a search walks down to, and the newest id it saw."""
+
+    since: str | None
+    newest: str | None = None
+
+
 class XSource:
     """Recent tweets matching each query, with the conversations they start or answer."""
 
@@ -138,6 +148,7 @@ class XSource:
         self.token = config.options.get("bearer_token")
         self.page_size = max(10, min(100, int(config.options.get("page_size", 100))))
         self.max_conversations = int(config.options.get("max_conversations", 10))
+        self._conversations = 0  # threads expanded in the current run
         self.http = Http(client, source=config.name, sleep=sleep)
 
     def _search(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -196,16 +207,37 @@ class XSource:
         return hits, newest
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
-        """Search pages through next_token, from since_id or the backfill window."""
+        """Search pages through next_token, from since_id or the backfill window.
+
+        A search that runs out of pages (``max_pages``) keeps its parameters and next_token in
+        the cursor's ``backlog``; the next run finishes it first, so nothing is skipped.
+        """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
         marks = state.setdefault("since_id", {})
         if not isinstance(marks, dict):
             marks = state["since_id"] = {}
+        backlog = state.setdefault("backlog", {})
+        if not isinstance(backlog, dict):
+            backlog = state["backlog"] = {}
         seen: set[str] = set()
-        conversations = 0
+        self._conversations = 0
         for query in self.config.queries:
+            gap = backlog.pop(query, None)
+            if (
+                isinstance(gap, dict)
+                and isinstance(gap.get("params"), dict)
+                and isinstance(gap.get("next_token"), str)
+            ):
+                old = gap["params"].get("since_id")
+                walk = _Walk(since=old if isinstance(old, str) else None)
+                left = yield from self._walk(
+                    query, gap["params"], gap["next_token"], walk, seen, state
+                )
+                if left is not None:
+                    backlog[query] = {"params": gap["params"], "next_token": left}
+                yield Batch(cursor=cursor_snapshot(state))
+
             since = marks.get(query) if isinstance(marks.get(query), str) else None
-            newest = since
             params: dict[str, Any] = {"query": query}
             if since:
                 params["since_id"] = since
@@ -214,27 +246,42 @@ class XSource:
                 hours = min(self.config.backfill_hours, 7 * 24 - 1)
                 start = utc_now() - timedelta(hours=hours)
                 params["start_time"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-            token: str | None = None
-            for _ in range(self.config.max_pages):
-                body = self._search({**params, "next_token": token})
-                page = Page(source=self.name, seen=seen)
-                hits, page_newest = self._page(body, page, query, since=since)
-                if page_newest and (newest is None or _id_key(page_newest) > _id_key(newest)):
-                    newest = page_newest
-                for post in hits:
-                    if conversations < self.max_conversations and self._wants_thread(post):
-                        conversations += 1
-                        self._expand(post, page)
-                if page:
-                    yield Batch(
-                        posts=page.posts, quarantined=page.quarantined, cursor=copy.deepcopy(state)
-                    )
-                token = get_str(get_dict(body, "meta"), "next_token")
-                if not token:
-                    break
-            if newest and newest != since:
-                marks[query] = newest
-                yield Batch(cursor=copy.deepcopy(state))
+            walk = _Walk(since=since, newest=since)
+            left = yield from self._walk(query, params, None, walk, seen, state)
+            if left is not None and query not in backlog:
+                backlog[query] = {"params": params, "next_token": left}
+            if walk.newest and walk.newest != since:
+                marks[query] = walk.newest
+            yield Batch(cursor=cursor_snapshot(state))
+
+    def _walk(
+        self,
+        query: str,
+        params: dict[str, Any],
+        token: str | None,
+        walk: _Walk,
+        seen: set[str],
+        state: dict[str, Any],
+    ) -> Generator[Batch, None, str | None]:
+        """Read up to ``max_pages`` pages; return the next_token left unread, if any."""
+        for _ in range(self.config.max_pages):
+            body = self._search({**params, "next_token": token})
+            page = Page(source=self.name, seen=seen)
+            hits, page_newest = self._page(body, page, query, since=walk.since)
+            if page_newest and (walk.newest is None or _id_key(page_newest) > _id_key(walk.newest)):
+                walk.newest = page_newest
+            for post in hits:
+                if self._conversations < self.max_conversations and self._wants_thread(post):
+                    self._conversations += 1
+                    self._expand(post, page)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
+            token = get_str(get_dict(body, "meta"), "next_token")
+            if not token:
+                return None
+        return token
 
     def _wants_thread(self, post: NormalizedPost) -> bool:
         if self.config.thread_depth <= 0 or self.config.thread_size <= 0:

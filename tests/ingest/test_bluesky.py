@@ -15,6 +15,7 @@ AT = "at://did:plc:ntd53albt5ffa4rgervvgibd/app.bsky.feed.post/"
 
 def test_search_pages_then_nothing_new(api, client, sleeps):
     api.add(SEARCH, own("bluesky_search_empty.json"), q="redistricting", cursor="25")
+    api.add(SEARCH, own("bluesky_search_empty.json"), q="#rstats", cursor="100")
     api.add(SEARCH, recorded("bluesky/searchPosts_q_redistricting.json"), q="redistricting")
     api.add(SEARCH, recorded("bluesky/searchPosts_q_hashtag_rstats.json"), q="#rstats")
     cfg = config("bluesky", api.url, queries=["redistricting", "#rstats"], thread_depth=0)
@@ -146,3 +147,20 @@ def test_app_password_session(api, client, sleeps):
     session = api.requests_to("/xrpc/com.atproto.server.createSession")[0]
     assert b'"identifier": "me"' in session.body or b'"identifier":"me"' in session.body
     assert api.requests_to(SEARCH)[0].headers["authorization"] == "Bearer acc"
+
+
+def test_a_search_cut_short_by_max_pages_is_finished_by_the_next_run(api, client, sleeps):
+    """One page per run: the second run follows the kept page cursor before anything else."""
+    api.add(SEARCH, own("bluesky_search_thread_hit.json"), q="redistricting", cursor="25")
+    api.add(SEARCH, recorded("bluesky/searchPosts_q_redistricting.json"), q="redistricting")
+    cfg = config("bluesky", api.url, queries=["redistricting"], thread_depth=0, max_pages=1)
+    first = drain(build_source(cfg, client=client, sleep=sleeps))
+    assert len(first.posts) == 25
+    gap = first.cursor["backlog"]["redistricting"]
+    assert gap["cursor"] == "25" and gap["mark"] is None
+
+    second = drain(build_source(cfg, client=client, sleep=sleeps), first.cursor)
+    assert [p.external_id for p in second.posts] == [AT + "3kbi57u4sys2l"]
+    assert "backlog" not in second.cursor
+    pages = [r.params.get("cursor") for r in api.requests_to(SEARCH)]
+    assert pages == [None, "25", None]
