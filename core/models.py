@@ -308,3 +308,26 @@ class SourceOutage(SQLModel, table=True):
     # Coverage is known good up to here (the last success before the first failure).
     started_at: datetime = Field(sa_column=_ts(nullable=False))
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class RollupExample(SQLModel, table=True):
+    """The top posts of an hour or a day x platform x product x theme, ranked as the weekly
+    summary shows them (human label first, then the theme's score, then the newest).
+
+    Kept with the rollups: an hour's rows are recomputed with its counts, a day's are merged from
+    its hours' rows, so a week's examples are read from at most 7 x platforms rows per theme.
+    """
+
+    __tablename__ = "rollup_example"
+    __table_args__ = (sa.Index("ix_rollup_example_read", "span", "product", "bucket", "rank"),)
+
+    span: str = Field(sa_column=sa.Column(sa.String(4), primary_key=True))  # "hour" | "day"
+    bucket: datetime = Field(sa_column=_ts(primary_key=True))
+    platform: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    product: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    theme: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    rank: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    post_id: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    score: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+    human: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))

@@ -175,6 +175,9 @@ def list_posts(
     ``text`` keeps posts whose text contains it, case-insensitively (for reviewers).
     """
     validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
+    if text and "\x00" in text:
+        # SQLite's LIKE stops at a NUL, so the search would match far more than was asked.
+        raise InvalidInput("the search text holds a NUL byte", param="q")
     stmt = filtered_query(theme=theme, product=product, platform=platform, since=since, until=until)
     if text and text.strip():
         stmt = stmt.where(

@@ -11,14 +11,12 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.errors import InvalidInput
-from core.models import Classification, Post, PostTag, Rollup, Source
+from core.models import Post, Rollup, Source
 from core.taxonomy import Taxonomy
-from trends.rollups import ALL
+from trends.rollups import ALL, EXAMPLE, EXAMPLES_KEPT
 
 ROLLUP = Rollup.__table__  # type: ignore[attr-defined]
 POST = Post.__table__  # type: ignore[attr-defined]
-CLS = Classification.__table__  # type: ignore[attr-defined]
-TAG = PostTag.__table__  # type: ignore[attr-defined]
 SOURCE = Source.__table__  # type: ignore[attr-defined]
 EXCERPT = 280
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -114,93 +112,71 @@ def top_examples(
     product: str | None,
     platform: str | None,
     per_theme: int,
-    candidates: int = 10,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Example posts per theme in [start, end): the highest-scoring of its latest ``candidates``.
+    """The top example posts per theme in [start, end) (whole UTC days), from the stored rollups.
 
-    Each theme walks the created_at index back from the end of the week and probes the tag's
-    primary key, so the cost follows ``candidates`` / theme rate, not the week's volume. A human
-    label ranks first.
+    Each day keeps its top posts per platform x product x theme (``rollup_example``, recomputed
+    with the rollups, so a human label changes them like it changes the counts); the week's top
+    ``per_theme`` are the best of the days' top ``per_theme``: human-labeled first, then the
+    model's score for the theme, then the newest. One read of at most
+    7 x platforms x ``per_theme`` rows per theme, whatever the week's volume.
     """
+    per_theme = min(per_theme, EXAMPLES_KEPT)
     if per_theme <= 0 or not theme_keys:
         return {}
-    parts = []
-    for key in theme_keys:
-        stmt = (
-            sa.select(
-                sa.literal(key).label("theme"),
-                POST.c.id,
-                POST.c.platform,
-                POST.c.url,
-                POST.c.title,
-                POST.c.text,
-                POST.c.created_at,
-                POST.c.author_key,
-                POST.c.label_id,
-                CLS.c.scores,
-            )
-            .select_from(POST)
-            .outerjoin(CLS, CLS.c.id == POST.c.classification_id)
-            .where(
-                POST.c.created_at >= start,
-                POST.c.created_at < end,
-                POST.c.deleted_at.is_(None),
-                # A LIMITed scalar subquery, not EXISTS: the planner cannot turn it into a
-                # join over every tag of the theme, so it probes the tag key post by post.
-                sa.select(TAG.c.post_id)
-                .where(TAG.c.post_id == POST.c.id, TAG.c.kind == "theme", TAG.c.value == key)
-                .limit(1)
-                .scalar_subquery()
-                .is_not(None),
-            )
-            .order_by(POST.c.created_at.desc(), POST.c.id.desc())
-            .limit(max(candidates, per_theme))
+    c = EXAMPLE.c
+    rn = (
+        sa.func.row_number()
+        .over(
+            partition_by=c.theme,
+            order_by=[c.human.desc(), c.score.desc(), c.created_at.desc(), c.post_id.desc()],
         )
-        if product:
-            ptag = TAG.alias("ptag")
-            stmt = stmt.where(
-                sa.select(ptag.c.post_id)
-                .where(
-                    ptag.c.post_id == POST.c.id,
-                    ptag.c.kind == "product",
-                    ptag.c.value == product,
-                )
-                .limit(1)
-                .scalar_subquery()
-                .is_not(None)
-            )
-        if platform:
-            stmt = stmt.where(POST.c.platform == platform)
-        parts.append(sa.select(stmt.subquery()))
-    rows = list(session.execute(sa.union_all(*parts)))
-    ts_type = POST.c.created_at.type
-    dialect = session.get_bind().dialect
-    by_theme: dict[str, list[tuple[bool, float, datetime, Any]]] = {}
-    for r in rows:
-        created = r.created_at
-        if not isinstance(created, datetime):  # a union column loses the UTC type on SQLite
-            created = datetime.fromisoformat(str(created))
-        created = ts_type.process_result_value(created, dialect)
-        score = float((r.scores or {}).get(r.theme, 1.0))
-        by_theme.setdefault(r.theme, []).append((r.label_id is not None, score, created, r))
+        .label("rn")
+    )
+    days = sa.select(c.theme, c.post_id, c.score, c.human, rn).where(
+        c.span == "day",
+        c.product == (product or ALL),
+        c.bucket >= start,
+        c.bucket < end,
+        c.rank <= per_theme,
+        c.theme.in_(theme_keys),
+    )
+    if platform:
+        days = days.where(c.platform == platform)
+    best = days.subquery()
+    stmt = (
+        sa.select(
+            best.c.theme,
+            best.c.score,
+            best.c.human,
+            POST.c.id,
+            POST.c.platform,
+            POST.c.url,
+            POST.c.title,
+            sa.func.substr(POST.c.text, 1, EXCERPT + 1).label("text"),
+            POST.c.created_at,
+            POST.c.author_key,
+        )
+        .select_from(best.join(POST, POST.c.id == best.c.post_id))
+        .where(best.c.rn <= per_theme, POST.c.deleted_at.is_(None))
+        .order_by(best.c.theme, best.c.rn)
+    )
     out: dict[str, list[dict[str, Any]]] = {}
-    for theme, found in by_theme.items():
-        # Human-labeled first, then the model's score for the theme, then the newest.
-        found.sort(key=lambda x: (x[0], x[1], x[2]), reverse=True)
-        out[theme] = [
+    for r in session.execute(stmt):
+        text = r.text or ""
+        out.setdefault(r.theme, []).append(
             {
                 "id": r.id,
                 "platform": r.platform,
                 "url": r.url,
                 "title": r.title,
-                "excerpt": (r.text or "")[:EXCERPT] + ("…" if len(r.text or "") > EXCERPT else ""),
-                "created_at": created.isoformat(),
+                "excerpt": text[:EXCERPT] + ("…" if len(text) > EXCERPT else ""),
+                "created_at": r.created_at.isoformat(),
                 "author_key": r.author_key,
-                "score": round(score, 4),
-                "human_label": r.label_id is not None,
+                "score": round(float(r.score), 4),
+                "human_label": bool(r.human),
             }
-            for _, score, created, r in found[:per_theme]
-        ]
+        )
     return out
 
 

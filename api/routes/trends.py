@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.deps import PLATFORM, RowId, SessionDep, UTCTime, require_scope
 from api.errors import PROBLEM_RESPONSES
 from trends.compare import release_comparison
+from trends.rollups import EXAMPLES_KEPT
 from trends.series import series as read_series
 from trends.weekly import weekly_summary
 
@@ -27,7 +28,9 @@ def weekly(
     week: Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W47"])],
     product: Annotated[str | None, Query(max_length=32)] = None,
     platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
-    examples: Annotated[int, Query(ge=0, le=10, description="Example posts per theme.")] = 3,
+    examples: Annotated[
+        int, Query(ge=0, le=EXAMPLES_KEPT, description="Example posts per theme.")
+    ] = 3,
 ) -> dict[str, Any]:
     """Per theme: count, share with 95% interval, change against the week before, top examples;
     total volume and source coverage."""

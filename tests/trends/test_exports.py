@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from bench.generate import generate
 from classify.rules import RulesClassifier
 from classify.store import classify_posts
+from core.db import _engine_for as get_engine_for
 from core.db import get_engine
 from core.taxonomy import load_taxonomy
 from ingest.store import upsert_posts
@@ -183,3 +184,156 @@ def test_cli_export_formats_filters_and_progress(settings, session, tmp_path):
     assert proc.returncode == 0
     assert "exporting" in shown and "exported 3 posts" in shown
     assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 3
+
+
+def _python_path(engine, fmt, filters, *, with_handle=False, page_size=3) -> bytes:
+    """The export as the portable (SQLite) path writes it, whatever the database."""
+    from trends import exports
+
+    pages = exports.iter_pages(
+        engine=engine, filters=filters, with_handle=with_handle, page_size=page_size
+    )
+    chunks = {
+        "csv": exports._csv_chunks,
+        "jsonl": exports._jsonl_chunks,
+        "parquet": exports._parquet_chunks,
+    }[fmt](pages, with_handle)
+    return b"".join(chunks)
+
+
+def _awkward_posts(n: int = 23):
+    texts = [
+        EVIL,
+        '-1 "quoted", with commas\nand a newline\r\nand CRLF',
+        "@everyone tab\there & <b>bold</b> ünïcödé 😀",
+        "+plain",
+        "\tstarts with a tab",
+        "",
+        "back\\slash \\u0041 and a \x01 control",
+        "Claude refused me",
+        "ChatGPT lost my whole chat history",
+    ]
+    posts = []
+    for i in range(n):
+        posts.append(
+            make_post(
+                external_id=f"=ext{i}" if i % 5 == 0 else f"e{i}",
+                text=texts[i % len(texts)] + ("" if i < len(texts) else f" #{i}"),
+                title=None if i % 3 else f"-title {i}",
+                url=None if i % 4 == 0 else f"https://example.org/{i}?a=1&b=<2>",
+                lang=None if i % 2 else "en",
+                query="=cmd" if i % 7 == 0 else "Claude",
+                platform=("reddit", "bluesky", "hackernews")[i % 3],
+                # Some instants share a second, one has microseconds, one sits on a page edge.
+                created_at=datetime(2026, 10, 1, 12, tzinfo=UTC)
+                + timedelta(seconds=i // 2, microseconds=(i * 70_001) % 1_000_000 if i % 3 else 0),
+            )
+        )
+    return posts
+
+
+def test_postgresql_copy_path_matches_the_python_path(postgresql_url, monkeypatch):
+    """On PostgreSQL the database formats the rows: byte for byte what the Python path writes."""
+    from sqlmodel import Session
+
+    from classify.review import correct_labels
+    from core.models import Post
+    from trends.exports import PG_PARALLEL_PAGES
+
+    _truncate(postgresql_url)
+    engine = get_engine_for(postgresql_url)
+    tax = load_taxonomy()
+    with Session(engine) as session:
+        res = upsert_posts(session=session, posts=_awkward_posts(), secret="k")
+        session.commit()
+        classify_posts(session=session, post_ids=res.inserted[:-2], classifier=RulesClassifier())
+        # A human label with products kept from the model (JSON null), one with its own, one
+        # with no themes; one post deleted; the last two have no classification at all.
+        for pid, themes, products in (
+            (res.inserted[0], ["refusal_complaint"], None),
+            (res.inserted[1], ["lost_work_claim"], ["gemini"]),
+            (res.inserted[2], [], None),
+        ):
+            correct_labels(
+                session=session, taxonomy=tax, post_id=pid, themes=themes, products=products,
+                author="t",
+            )  # fmt: skip
+        gone = session.get(Post, res.inserted[3])
+        gone.deleted_at = datetime(2026, 10, 2, tzinfo=UTC)
+        session.add(gone)
+        session.commit()
+
+    assert PG_PARALLEL_PAGES >= 2
+    for filters in (
+        ExportFilters(),
+        ExportFilters(theme="refusal_complaint"),
+        ExportFilters(platform="reddit", since=datetime(2026, 10, 1, 12, 0, 3, tzinfo=UTC)),
+        ExportFilters(until=datetime(2026, 9, 1, tzinfo=UTC)),  # nothing
+    ):
+        for fmt in ("csv", "jsonl"):
+            for with_handle in (False, True):
+                want = _python_path(engine, fmt, filters, with_handle=with_handle)
+                for page_size in (2, 3, 50_000):
+                    got = b"".join(
+                        stream_export(
+                            engine=engine, taxonomy=tax, fmt=fmt, filters=filters,
+                            with_handle=with_handle, page_size=page_size,
+                        )
+                    )  # fmt: skip
+                    assert got == want, (fmt, filters, with_handle, page_size)
+        want_pq = pq.read_table(io.BytesIO(_python_path(engine, "parquet", filters)))
+        for page_size in (2, 50_000):
+            got_pq = pq.read_table(
+                io.BytesIO(
+                    b"".join(
+                        stream_export(
+                            engine=engine, taxonomy=tax, fmt="parquet", filters=filters,
+                            page_size=page_size,
+                        )
+                    )
+                )
+            )  # fmt: skip
+            assert got_pq.schema == want_pq.schema
+            assert got_pq.equals(want_pq), (filters, page_size)
+
+    rows = [
+        json.loads(line) for line in _python_path(engine, "jsonl", ExportFilters()).splitlines()
+    ]
+    by_id = {r["id"]: r for r in rows}
+    assert len(rows) == 22 and res.inserted[3] not in by_id
+    kept = by_id[res.inserted[0]]  # the reviewer kept the model's products
+    assert kept["human_label"] and kept["themes"] == ["refusal_complaint"]
+    with Session(engine) as session:
+        from core.models import Classification
+
+        model = session.get(Classification, session.get(Post, res.inserted[0]).classification_id)
+        assert kept["products"] == model.products
+    assert by_id[res.inserted[1]]["products"] == ["gemini"]
+    assert by_id[res.inserted[-1]]["model_version"] is None
+    assert by_id[res.inserted[-1]]["themes"] == [] and by_id[res.inserted[-1]]["scores"] == {}
+    _truncate(postgresql_url)
+
+
+def test_postgresql_export_stopped_early_releases_its_connections(postgresql_url):
+    from sqlmodel import Session
+
+    _truncate(postgresql_url)
+    engine = get_engine_for(postgresql_url)
+    with Session(engine) as session:
+        upsert_posts(session=session, posts=_awkward_posts(60), secret="k")
+        session.commit()
+    for fmt in ("csv", "parquet"):
+        chunks = stream_export(
+            engine=engine,
+            taxonomy=load_taxonomy(),
+            fmt=fmt,
+            filters=ExportFilters(),
+            page_size=5,
+        )
+        next(chunks)
+        chunks.close()  # the client hung up
+        deadline = time.monotonic() + 10
+        while engine.pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.pool.checkedout() == 0, fmt
+    _truncate(postgresql_url)

@@ -211,3 +211,124 @@ def test_label_validation(session):
             author="t",
         )
     assert e.value.extra["param"] == "products"
+
+
+def _rescore(session, scores_by_post: dict[int, float], theme: str = "refusal_complaint") -> None:
+    """Give posts new model scores for ``theme`` and recompute their hours (as a re-score would)."""
+    from core.db import hour_bucket, mark_dirty
+
+    hours = set()
+    for pid, score in scores_by_post.items():
+        post = session.get(Post, pid)
+        cls = session.get(Classification, post.classification_id)
+        cls.scores = {**cls.scores, theme: score}
+        session.add(cls)
+        hours.add(hour_bucket(post.created_at))
+    session.flush()
+    mark_dirty(session, hours)
+    refresh_dirty(session=session)
+    session.commit()
+
+
+def _examples(summary, theme="refusal_complaint"):
+    return next(t["examples"] for t in summary["themes"] if t["theme"] == theme)
+
+
+def test_weekly_examples_are_the_weeks_top_with_human_labels_first(session):
+    monday = datetime(2026, 10, 19, tzinfo=UTC)  # 2026-W43
+    specs = []
+    for i in range(14):
+        product = "ChatGPT" if i % 4 == 0 else "Claude"
+        specs.append(
+            make_post(
+                external_id=f"x{i}",
+                text=f"{product} refused to help me, post {i}",
+                platform=("reddit", "bluesky", "mastodon")[i % 3],
+                created_at=monday + timedelta(days=i % 7, hours=i, microseconds=i),
+            )
+        )
+    # The week before and after: never examples of W43.
+    specs.append(make_post(external_id="before", text="Claude refused", created_at=monday - timedelta(hours=1)))  # fmt: skip
+    specs.append(make_post(external_id="after", text="Claude refused", created_at=monday + timedelta(days=7)))  # fmt: skip
+    res = upsert_posts(session=session, posts=specs, secret="k")
+    session.commit()
+    classify_posts(session=session, post_ids=res.inserted, classifier=RulesClassifier())
+    session.commit()
+    refresh_dirty(session=session)
+    session.commit()
+    ids = res.inserted
+    # Distinct scores, not in time order: the examples are the best of the whole week.
+    scores = {pid: round(0.5 + ((i * 5) % 14) / 30, 4) for i, pid in enumerate(ids[:14])}
+    scores[ids[14]] = scores[ids[15]] = 0.999
+    _rescore(session, scores)
+
+    def expected(summary_product=None, k=3):
+        week = [pid for pid in ids[:14] if summary_product is None or ids.index(pid) % 4 == 0]
+        return sorted(week, key=lambda pid: scores[pid], reverse=True)[:k]
+
+    week = weekly_summary(session=session, taxonomy=TAX, week="2026-W43")
+    shown = _examples(week)
+    assert [e["id"] for e in shown] == expected()
+    assert [e["score"] for e in shown] == sorted((scores[p] for p in expected()), reverse=True)
+    assert all(
+        not e["human_label"] and e["excerpt"].endswith(str(ids.index(e["id"]))) for e in shown
+    )
+    all_ten = _examples(weekly_summary(session=session, taxonomy=TAX, week="2026-W43", examples=10))
+    assert [e["id"] for e in all_ten] == expected(k=10)
+    chatgpt = weekly_summary(session=session, taxonomy=TAX, week="2026-W43", product="chatgpt")
+    assert [e["id"] for e in _examples(chatgpt)] == expected("chatgpt")
+    bluesky = weekly_summary(session=session, taxonomy=TAX, week="2026-W43", platform="bluesky")
+    assert {e["platform"] for e in _examples(bluesky)} == {"bluesky"}
+    assert (
+        weekly_summary(session=session, taxonomy=TAX, week="2026-W43", examples=0)["themes"][0][
+            "examples"
+        ]
+        == []
+    )
+
+    # A human correction changes the examples at once: the reviewer's post ranks first, and a
+    # post the reviewer took out of the theme is no longer shown.
+    low, top = expected(k=14)[-1], expected()[0]
+    for pid, themes in ((low, ["refusal_complaint"]), (top, ["safety_support"])):
+        _, bucket = correct_labels(
+            session=session, taxonomy=TAX, post_id=pid, themes=themes, products=None, author="t"
+        )
+        recompute_bucket(session, bucket)
+    session.commit()
+    shown = _examples(weekly_summary(session=session, taxonomy=TAX, week="2026-W43"))
+    assert shown[0]["id"] == low and shown[0]["human_label"] is True
+    assert top not in [e["id"] for e in shown]
+    assert [e["id"] for e in shown[1:]] == [p for p in expected(k=4) if p != top][:2]
+    safety = _examples(weekly_summary(session=session, taxonomy=TAX, week="2026-W43"), "safety_support")  # fmt: skip
+    assert [e["id"] for e in safety] == [top]
+
+    # The incremental path and a full rebuild keep the same examples.
+    incremental = snapshot(session=session)
+    assert any(k[0] == "example" for k in incremental)
+    rebuild_all(session=session)
+    session.commit()
+    assert snapshot(session=session) == incremental
+
+
+def test_migration_0004_marks_existing_hours_for_their_examples(tmp_path):
+    from core.migrate import downgrade, upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url=url, rev="0003")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO rollup (bucket, platform, product, theme, count) "
+                "VALUES ('2026-10-20 09:00:00.000000', 'reddit', '*', '*', 3)"
+            )
+        )
+    upgrade(url=url)
+    with engine.connect() as conn:
+        dirty = conn.execute(sa.text("SELECT bucket FROM dirty_bucket")).scalars().all()
+        assert dirty == ["2026-10-20 09:00:00.000000"]
+        assert conn.execute(sa.text("SELECT count(*) FROM rollup_example")).scalar_one() == 0
+    downgrade(url=url, rev="0003")
+    with engine.connect() as conn:
+        assert "rollup_example" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
