@@ -15,5 +15,7 @@ COPY data data
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt . \
     && useradd --system --uid 10001 undertow && mkdir -p /app/var && chown undertow /app/var
 USER undertow
+# The encoder's ONNX graph, exported once from the packaged weights (no network at run time).
+RUN python -m classify.onnx_backend
 EXPOSE 8000
 CMD ["undertow", "api", "--host", "0.0.0.0"]

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export UNDERTOW_SHARED_DIR ?= $(abspath ../shared)
 
-.PHONY: install run test lint bench migrate worker scheduler api services system-deps lock clean
+.PHONY: install run test lint audit bench migrate worker scheduler api services system-deps lock clean
 
 install: $(VENV)/.installed
 
@@ -12,6 +12,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# The encoder's ONNX graph, exported from the packaged weights (no network); a first load
+	# would build it too, but then inside someone's timing.
+	$(PY) -m classify.onnx_backend
 	touch $@
 
 run: install
@@ -40,6 +43,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(PY) -m pip check
+
+# Known vulnerabilities in the locked versions. Needs a network (PyPI and the OSV database), so
+# it is not part of lint or test: the build machines cannot reach a vulnerability database.
+audit: install
+	$(PY) -m pip install -q pip-audit
+	$(BIN)/pip-audit --strict --no-deps --disable-pip -r constraints.txt
 
 test: install system-deps services lint
 	$(BIN)/pytest

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+# 2: the per-theme stack also sees cue counts and post length (heads.STACK_INPUTS).
+FORMAT_VERSION = 2
 ARTIFACT_DIR = Path(__file__).with_name("artifacts")
 DEFAULT_ARTIFACT = ARTIFACT_DIR / "heads.npz"
 

@@ -1,8 +1,11 @@
-"""The real-world dev set: hand labels (ids only) joined with post texts from the shared folder.
+"""Real posts labelled by hand (ids only) joined with their texts from the shared folder.
 
-The labels ship with the package (``data/dev_real_labels.jsonl``: file, key, themes, products);
-the post texts never do. They are read from ``<shared_dir>/data/posts/`` at load time, so the
-dev set is only available where that folder is (the lead's checkout and CI).
+Two label files ship with the package (file, key, themes, products): the dev set
+(``data/dev_real_labels.jsonl``), used only to evaluate, and a disjoint real training list
+(``data/train_real_labels.jsonl``; its themes are hand labels, its products come from the
+tagger) that training adds to the written examples. The post texts
+never ship; they are read from ``<shared_dir>/data/posts/`` at load time, so both sets are only
+available where that folder is (the lead's checkout and CI).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ PRODUCTS: tuple[str, ...] = (
 )
 
 LABELS_PATH = Path(__file__).parent / "data" / "dev_real_labels.jsonl"
+TRAIN_LABELS_PATH = Path(__file__).parent / "data" / "train_real_labels.jsonl"
 
 REDDIT_2025 = "reddit_llm_2025-09_dev.csv"
 TWITTER_2023 = "twitter_chatgpt_ai_2023-04.jsonl"
@@ -117,11 +121,30 @@ def _str_tuple(value: object, allowed: tuple[str, ...], what: str, where: str) -
 
 
 def load_real_dev(shared_dir: Path) -> list[LabeledPost]:
-    """Labelled real posts, texts read from ``shared_dir/data/posts``, in label-file order.
+    """The real dev set, texts read from ``shared_dir/data/posts``, in label-file order.
 
     Raises ``FileNotFoundError`` when the shared folder or a posts file is missing and
     ``ValueError`` when a label is malformed, duplicated, or its key is not in the data.
     """
+    return load_real_labels(shared_dir, LABELS_PATH)
+
+
+def load_real_train(
+    shared_dir: Path, *, labels_path: Path = TRAIN_LABELS_PATH
+) -> list[LabeledPost]:
+    """The real training posts; raises ``ValueError`` if any of them is also in the dev set."""
+    posts = load_real_labels(shared_dir, labels_path)
+    dev_ids = {f"{r.get('file')}:{r.get('key')}" for r in _load_labels(LABELS_PATH)}
+    leaked = sorted(p.id for p in posts if p.id in dev_ids)
+    if leaked:
+        raise ValueError(
+            f"{len(leaked)} real training posts are in the dev set, e.g. {leaked[0]!r}"
+        )
+    return posts
+
+
+def load_real_labels(shared_dir: Path, labels_path: Path) -> list[LabeledPost]:
+    """Labelled real posts from ``labels_path``, texts read from ``shared_dir/data/posts``."""
     posts_dir = Path(shared_dir) / "data" / "posts"
     if not posts_dir.is_dir():
         raise FileNotFoundError(
@@ -131,7 +154,7 @@ def load_real_dev(shared_dir: Path) -> list[LabeledPost]:
     texts: dict[str, dict[str, str]] = {}
     out: list[LabeledPost] = []
     seen: set[str] = set()
-    for row in _load_labels(LABELS_PATH):
+    for row in _load_labels(labels_path):
         file, key = row.get("file"), row.get("key")
         if not isinstance(file, str) or not isinstance(key, str):
             raise ValueError(f"label without string file/key: {row!r}")

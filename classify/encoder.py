@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 # transformers reads these at import time; the encoder must never reach for the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -17,11 +17,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import numpy as np
 import structlog
-import torch
-from transformers import AutoModel, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
-hf_logging.disable_progress_bar()
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +27,32 @@ DEFAULT_ENCODER_ID = "minilm-l6"
 MICRO_BATCH = 16  # length-sorted micro-batches of 16 are fastest on 2 cores (measurements.md)
 MAX_TOKENS = 256  # MiniLM was trained on 128-256 word pieces; longer posts are truncated
 Precision = Literal["auto", "fp32", "bf16"]
+Backend = Literal["onnx", "torch"]
+
+
+class SentenceEncoder(Protocol):
+    """What the classifier needs from an encoder, whichever runtime runs it."""
+
+    id: str  # the weights (heads are trained per weights)
+    path: str
+    backend: str
+    dim: int
+    threads: int
+    micro_batch: int
+    max_tokens: int
+    load_seconds: float
+
+    @property
+    def precision(self) -> str: ...
+
+    @property
+    def version_id(self) -> str: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray: ...
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]: ...
 
 
 def default_model_path() -> str:
@@ -60,16 +84,59 @@ def encoder_id(model_path: str = "") -> str:
 
 
 def native_bf16() -> bool:
-    """True where the CPU does bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated."""
+    """True where the CPU does bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated.
+
+    Read from the CPU flags rather than torch, so the model version is known without torch.
+    """
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
         return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (containers often allow fewer than the host has)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+def version_id(encoder: str, backend: str, precision: str) -> str:
+    """The encoder part of the model version: the weights, plus the runtime when scores can differ.
+
+    torch fp32 is the reference and keeps the bare id; every other runtime or precision
+    (bf16, ONNX fp32, ONNX int8) moves scores a little, so it says so.
+    """
+    if backend == "torch" and precision == "fp32":
+        return encoder
+    return f"{encoder}-{backend}-{precision}"
+
+
+def configured_version_id(settings: Settings) -> str:
+    """The encoder part of the version the settings would produce, without loading anything."""
+    if settings.classifier_backend == "onnx":
+        return version_id(encoder_id(settings.model_path), "onnx", settings.onnx_precision)
+    return version_id(encoder_id(settings.model_path), "torch", "bf16" if native_bf16() else "fp32")
+
+
+def load_encoder(settings: Settings, *, precision: Precision = "auto") -> SentenceEncoder:
+    """The encoder the settings name: ONNX Runtime (built once into the cache) or torch."""
+    if settings.classifier_backend == "onnx":
+        from classify.onnx_backend import OnnxEncoder, onnx_cache_dir, user_cache_dir
+
+        return OnnxEncoder(
+            settings.model_path,
+            precision=settings.onnx_precision,
+            cache_dir=onnx_cache_dir(settings),
+            shared_dir=user_cache_dir(),
+        )
+    return Encoder(settings.model_path, precision=precision)
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Use the cores this process may run on (containers often allow fewer than the host has)."""
-    n = threads or len(os.sched_getaffinity(0)) or 1
+    """Use the cores this process may run on, one torch op at a time."""
+    import torch
+
+    n = threads or cpu_count()
     torch.set_num_threads(n)
     # One model call at a time: inter-op threads would only contend. Setting it twice raises.
     with contextlib.suppress(RuntimeError):
@@ -78,7 +145,9 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 class Encoder:
-    """Mean-pooled, L2-normalised sentence embeddings; load once per process, then call `encode`."""
+    """torch: mean-pooled, L2-normalised sentence embeddings; load once, then call `encode`."""
+
+    backend = "torch"
 
     def __init__(
         self,
@@ -89,6 +158,10 @@ class Encoder:
         max_tokens: int = MAX_TOKENS,
         threads: int | None = None,
     ) -> None:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         started = time.perf_counter()
         self.path = resolve_model_path(model_path)
         self.id = encoder_id(model_path)
@@ -111,6 +184,15 @@ class Encoder:
             seconds=round(self.load_seconds, 2),
         )
 
+    @property
+    def version_id(self) -> str:
+        return version_id(self.id, self.backend, self.precision)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text after truncation, special tokens included."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
+        return [len(ids) for ids in enc["input_ids"]]
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
         return self.encode_layers(texts, layers=())
@@ -132,6 +214,8 @@ class Encoder:
         return out
 
     def _encode_batch(self, texts: list[str], layers: tuple[int, ...]) -> np.ndarray:
+        import torch
+
         enc = self.tokenizer(
             texts,
             padding=True,

@@ -3,63 +3,99 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 _I = re.IGNORECASE
 
-# Cue words per theme, from the codebook's include column; they explain a label, never make one.
+# Cue words per theme, from the codebook's include column, in English and the four other
+# languages the training set covers (es, de, fr, pt). They explain a label and, counted, are a
+# small feature of the heads (MiniLM reads little beyond English); they never make a label alone.
 CUES: dict[str, re.Pattern[str]] = {
     "refusal_complaint": re.compile(
-        r"\b(refus\w*|declin\w*|won['’]?t (?:help|do|answer|continue|let)|wouldn['’]?t|"
-        r"can['’]?t help|cannot help|unable to|lectur\w*|moraliz\w*|preach\w*|hedg\w*|"
-        r"watered[- ]down|nanny|as an ai|against (?:my|its|the) (?:guidelines|policy|policies)|"
-        r"not allowed|stopped (?:halfway|writing|answering)|so safe|verweiger\w*|rechaz\w*|"
-        r"se niega|refuse\w*|recus\w*|négat\w*)",
+        r"\b(refus\w*|declin\w*|won['’]?t (?:help|do|answer|continue|let|write|generate|tell)|"
+        r"wouldn['’]?t|can['’]?t help|cannot help|unable to|lectur\w*|moraliz\w*|preach\w*|"
+        r"hedg\w*|watered[- ]down|nann(?:y|ies)|babysit\w*|condescend\w*|as an ai|"
+        r"against (?:my|its|the) (?:guidelines|policy|policies)|violat\w* (?:the |our )?polic\w*|"
+        r"not allowed|stopped (?:halfway|writing|answering)|so safe|restrict\w*|nerf\w*|"
+        r"lobotomi\w*|guardrails?|rerout\w*|permission slip|prefer not|"
+        r"verweiger\w*|geweiger\w*|weiger\w*|kann ich nicht|nicht helfen|bevormund\w*|belehr\w*|"
+        r"rechaz\w*|se niega\w*|no (?:me )?(?:quiere|puede ayudar|deja)|serm[oó]n\w*|"
+        r"ne (?:veut|peut) pas|leçons? de morale|bloqu\w*|"
+        r"recus\w*|se nega\w*|não (?:quer|pode ajudar|consegue)|serm[aã]o)",
         _I,
     ),
     "perceived_censorship": re.compile(
-        r"\b(censor\w*|zensur\w*|censura\w*|woke|suppress\w*|thought control|propaganda|"
-        r"allowed to (?:know|say|think|read|ask)|ministry of truth|orwell\w*|1984|biased?|"
-        r"narrative|memory[- ]hol\w*|hid(?:e|es|ing|den)\b|silenc\w*|gatekeep\w*)",
+        r"\b(censor\w*|censur\w*|zensur\w*|zensier\w*|woke|suppress\w*|thought control|"
+        r"propagand\w*|allowed to (?:know|say|think|read|ask)|ministry of truth|orwell\w*|1984|"
+        r"bias\w*|biais|sesgo\w*|vi[eé]s|voreingenommen\w*|narrativ\w*|memory[- ]hol\w*|"
+        r"hid(?:e|es|ing|den)\b|silenc\w*|gatekeep\w*|editorial line|official version|"
+        r"control (?:del|do) pensamento|control del pensamiento|contr[ôo]le de la pens[ée]e|"
+        r"gedankenkontrolle|versi[oó]n oficial|vers[aã]o oficial|version officielle|"
+        r"overton|party line|verschwieg\w*|ocult\w*|cach\w*)",
         _I,
     ),
     "competitor_solicitation": re.compile(
         r"\b(come (?:over )?to|bring (?:it|your \w+|that) (?:to|over)|switch to|try (?:it|us|\w+ "
         r"instead)|give (?:it|us) a try|use \w+ instead|instead, we|we['’]ll (?:finish|help|do)|"
         r"happy to help|you should (?:too|switch|try)|recommend (?:you|everyone)|cancel \w+ and|"
-        r"join us|paste (?:it|your))",
+        r"join us|paste (?:it|your)|dm us|everyone should|"
+        r"pru[eé]ba\w*|ven a|en su lugar|essa(?:ie|yez)|viens|à la place|versuch\w*|"
+        r"probier\w*|komm\w* zu|stattdessen|experiment[ae]\b|vem pr[ao]|em vez|devia)",
         _I,
     ),
     "switching_intent": re.compile(
         r"\b(cancel+(?:ed|ing|led)?|unsubscrib\w*|switch(?:ed|ing)? (?:to|over)|moving (?:\w+ )?to|"
-        r"moved (?:\w+ )?to|leaving|done (?:with|paying)|goodbye|bye bye|never going back|"
-        r"k[üu]ndig\w*|cancel[ée]\w*|cancelé|me cambio|me mudo|wechsle)",
+        r"moved (?:\w+ )?to|migrat\w*|leaving|done (?:with|paying)|goodbye|bye bye|"
+        r"never going back|i['’]?m (?:out|gone|done)|from now on|"
+        r"k[üu]ndig\w*|gek[üu]ndigt|abbestell\w*|gewechselt|wechsle|umgestiegen|ab jetzt|"
+        r"cancel[ée]\w*|cancelei|me cambi[eé]|me paso|me mudo|dej[eé]|de ahora en adelante|"
+        r"r[ée]sili\w*|quitt[ée]\w*|à partir de maintenant|retour sur|"
+        r"migrei|larguei|troquei|mudei|a partir de agora)",
         _I,
     ),
     "lost_work_claim": re.compile(
         r"\b(delet\w*|lost|los[ei]ng|gone|wiped|erased?|vanish\w*|disappear\w*|ate (?:it|my)|"
         r"hours of|weeks of|months of|all my (?:chats|history|work|projects?)|memory (?:is )?gone|"
-        r"gelöscht|verloren|borr\w*|perdi\w*|supprim\w*|perdu\w*|sumi\w*)",
+        r"never got saved|get it back|empty|"
+        r"gel[öo]scht|l[öo]sch\w*|verloren|verschwunden|"
+        r"borr\w*|perd[ií]\w*|desapareci\w*|"
+        r"supprim\w*|perdu\w*|effac\w*|disparu\w*|vid[ée]\w*|envol[ée]\w*|"
+        r"sumi\w*|apag\w*)",
         _I,
     ),
     "manipulation_accusation": re.compile(
         r"\b(li(?:e|es|ed|ar|ars|ying)|gaslight\w*|manipulat\w*|decepti\w*|deceiv\w*|betray\w*|"
-        r"scam\w*|con job|fraud\w*|bait[- ]and[- ]switch|dishonest\w*|lüg\w*|mentir\w*|mient\w*|"
-        r"engañ\w*|trahi\w*|manipul\w*)",
+        r"scam\w*|con job|fraud\w*|bait[- ]and[- ]switch|dishonest\w*|pretend\w*|dark pattern|"
+        r"sycophan\w*|l[üu]g\w*|gelogen|betr[üo]g\w*|t[äa]usch\w*|"
+        r"mentir\w*|mient\w*|mentira\w*|mentiu|menti\w*|enga[ñn]\w*|luz de gas|fing\w*|"
+        r"trahi\w*|tromp\w*|traici\w*|manipul\w*)",
         _I,
     ),
     "hateful_framing": re.compile(
         r"\b(control(?:s|led|ling)? (?:the|all|every)|globalist\w*|cabal|puppet\w*|"
-        r"(?:they|those people) (?:run|own|control)|replace\w*|infiltrat\w*)",
+        r"(?:they|those people) (?:run|own|control)|replace\w*|infiltrat\w*|tribe|tribo|tribu|"
+        r"by nature|certain religion|cierta religi[oó]n|esa gente|ces gens|diese leute|essa gente|"
+        r"por naturaleza|par nature|von natur|expel\w*|expuls\w*|controla\w*|contr[ôo]l\w*)",
         _I,
     ),
     "safety_support": re.compile(
         r"\b(good (?:that|call|on|for)|glad (?:it|they)|rightly|right to refuse|as it should|"
-        r"alignment|safety (?:research|work|team|measures?)|responsibl\w*|guardrails? (?:are|is) "
+        r"alignment|safety (?:research|work|team|measures?)|guardrails? (?:are|is) "
         r"(?:good|fine|necessary|there)|thank(?:s| you) for (?:refusing|not)|impressive|"
-        r"interpretability)",
+        r"interpretab\w*|oversight|red[- ]team\w*|grateful|responsibl\w*|"
+        r"zu recht|richtig so|gut so|sicherheitsforschung|unterst[üu]tz\w*|"
+        r"con raz[oó]n|bien hecho|alineaci[oó]n|apoy\w*|"
+        r"à raison|tant mieux|alignement|soutien\w*|"
+        r"com raz[aã]o|[óo]timo|alinhamento|apoi\w*)",
         _I,
     ),
 }
+
+
+def cue_counts(text: str, themes: Sequence[str]) -> list[int]:
+    """How many cue words of each of `themes` `text` holds (0 for a theme without cues)."""
+    return [len(CUES[t].findall(text)) if text and t in CUES else 0 for t in themes]
+
 
 MAX_PHRASE_WORDS = 12
 

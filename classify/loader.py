@@ -8,10 +8,22 @@ from core.settings import Settings, get_settings
 _cache: dict[tuple[object, ...], Classifier] = {}
 
 
+def _key(s: Settings) -> tuple[object, ...]:
+    return (
+        s.classifier,
+        s.model_path,
+        s.classifier_backend,
+        s.onnx_precision,
+        s.data_dir,
+        s.taxonomy_path,
+        tuple(sorted(s.brand_accounts.items())),
+    )
+
+
 def get_classifier(settings: Settings | None = None) -> Classifier:
     """The configured classifier (rules or transformers), built once per process and settings."""
     s = settings or get_settings()
-    key = (s.classifier, s.model_path, s.taxonomy_path, tuple(sorted(s.brand_accounts.items())))
+    key = _key(s)
     if key not in _cache:
         if s.classifier == "transformers":
             from classify.transformer import TransformerClassifier
@@ -30,7 +42,7 @@ def get_classifier(settings: Settings | None = None) -> Classifier:
 def current_version(settings: Settings | None = None) -> str:
     """The version the configured classifier writes, without loading the encoder's weights."""
     s = settings or get_settings()
-    key = (s.classifier, s.model_path, s.taxonomy_path, tuple(sorted(s.brand_accounts.items())))
+    key = _key(s)
     if key in _cache:
         return _cache[key].version
     from core.taxonomy import load_taxonomy
@@ -41,10 +53,10 @@ def current_version(settings: Settings | None = None) -> str:
 
         return RulesClassifier(taxonomy=taxonomy).version
     from classify.artifacts import DEFAULT_ARTIFACT, load_artifact, model_version
-    from classify.encoder import encoder_id
+    from classify.encoder import configured_version_id
 
     return model_version(
-        encoder_id=encoder_id(s.model_path),
+        encoder_id=configured_version_id(s),
         heads_hash=load_artifact(DEFAULT_ARTIFACT).content_hash,
         taxonomy_digest=taxonomy.digest,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Built-in brand accounts (handle, lower-case without "@") -> product; settings can extend it.
@@ -308,12 +309,18 @@ def brand_product(
     return (registry or {}).get(handle) or BRAND_ACCOUNTS.get(handle)
 
 
+@functools.lru_cache(maxsize=2048)
+def _named_in(text: str) -> frozenset[str]:
+    # One post is tagged several times per request (features, products, targets): detect once.
+    return frozenset(key for key, detect in _DETECTORS.items() if detect(text))
+
+
 def tag_products(
     text: str, *, author_handle: str | None = None, registry: dict[str, str] | None = None
 ) -> list[str]:
     """Canonical product keys named in ``text`` or implied by a brand author, in a stable order."""
     text = text or ""
-    found = {key for key, detect in _DETECTORS.items() if detect(text)}
+    found = set(_named_in(text))
     for handle in _MENTION.findall(text):
         brand = brand_product(handle, registry=registry)
         if brand:

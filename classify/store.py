@@ -38,15 +38,37 @@ def effective_labels(
 
 def refresh_tags(*, session: Session, post: Post) -> None:
     """Rewrite the post_tag rows of ``post`` from its classification and label in force."""
-    cls = session.get(Classification, post.classification_id) if post.classification_id else None
-    label = session.get(Label, post.label_id) if post.label_id else None
-    session.execute(sa.delete(TAG).where(TAG.c.post_id == post.id))
-    labels = effective_labels(cls, label)
-    if labels is None:
+    refresh_tags_many(session=session, posts=[post])
+
+
+def refresh_tags_many(*, session: Session, posts: list[Post]) -> None:
+    """`refresh_tags` for many posts in a few statements (a classify batch, not one per post)."""
+    if not posts:
         return
-    themes, products = labels
-    rows = [{"post_id": post.id, "kind": "theme", "value": t} for t in sorted(set(themes))]
-    rows += [{"post_id": post.id, "kind": "product", "value": p} for p in sorted(set(products))]
+    cls_ids = [p.classification_id for p in posts if p.classification_id]
+    label_ids = [p.label_id for p in posts if p.label_id]
+    classifications = (
+        {c.id: c for c in session.exec(select(Classification).where(CLS.c.id.in_(cls_ids)))}
+        if cls_ids
+        else {}
+    )
+    labels_by_id = (
+        {lb.id: lb for lb in session.exec(select(Label).where(Label.id.in_(label_ids)))}  # type: ignore[union-attr]
+        if label_ids
+        else {}
+    )
+    session.execute(sa.delete(TAG).where(TAG.c.post_id.in_([p.id for p in posts])))
+    rows = []
+    for post in posts:
+        labels = effective_labels(
+            classifications.get(post.classification_id),
+            labels_by_id.get(post.label_id),
+        )
+        if labels is None:
+            continue
+        themes, products = labels
+        rows += [{"post_id": post.id, "kind": "theme", "value": t} for t in sorted(set(themes))]
+        rows += [{"post_id": post.id, "kind": "product", "value": p} for p in sorted(set(products))]
     if rows:
         session.execute(sa.insert(TAG), rows)
 
@@ -121,14 +143,16 @@ def classify_posts(
         )
     }
     dirty = set()
+    repointed = []
     for p in posts:
         cid = ids.get((p.id, p.text_hash))
         if cid is not None and p.classification_id != cid:
             p.classification_id = cid
             session.add(p)
-            session.flush()
-            refresh_tags(session=session, post=p)
+            repointed.append(p)
             dirty.add(hour_bucket(p.created_at))
+    session.flush()
+    refresh_tags_many(session=session, posts=repointed)
     mark_dirty(session, dirty)
     log.info("classify.batch", n=len(posts), new=len(rows), version=version)
     return {"posts": len(posts), "classified": len(rows), "skipped": len(posts) - len(rows)}

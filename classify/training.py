@@ -15,6 +15,7 @@ import structlog
 
 from classify.artifacts import DEFAULT_ARTIFACT, HeadsArtifact, save_artifact
 from classify.base import PostInput
+from classify.devset import load_real_train
 from classify.encoder import Encoder
 from classify.heads import SIGNALS, FitReport, fit_heads
 from classify.transformer import POOLED_LAYERS, SNIPPET_CHARS, featurize, lexical_inputs
@@ -138,6 +139,8 @@ class TrainResult:
     n_test: int
     fit: FitReport
     seconds: float
+    n_real: int = 0
+    real_note: str = ""
 
 
 def _snippet(text: str) -> str:
@@ -165,6 +168,15 @@ def _exemplars(
     )
 
 
+def real_examples(shared_dir: Path, themes: Sequence[str]) -> list[Example]:
+    """The hand-labelled real training posts (ids in the package, texts from `shared_dir`)."""
+    known = set(themes)
+    return [
+        Example(id=f"real:{p.id}", text=p.text, themes=tuple(t for t in p.themes if t in known))
+        for p in load_real_train(shared_dir)
+    ]
+
+
 def train(
     *,
     encoder: Encoder,
@@ -173,21 +185,38 @@ def train(
     out: Path = DEFAULT_ARTIFACT,
     registry: dict[str, str] | None = None,
     include_test: bool = False,
+    shared_dir: Path | None = None,
 ) -> TrainResult:
-    """Fit on train+val (thresholds from out-of-fold scores), keep test unseen, save atomically."""
+    """Fit on train+val (thresholds from out-of-fold scores), keep test unseen, save atomically.
+
+    With `shared_dir`, the real posts of `data/train_real_labels.jsonl` join the fit set (their
+    texts are read from there; where the folder is absent, training goes on without them). They
+    never join the held-out split, and neither their words nor their texts go into the artifact.
+    """
     started = time.perf_counter()
     themes = taxonomy.theme_keys
     examples = load_examples(training_files(data_dir), known_themes=themes)
     if not examples:
         raise DataError(f"no training examples under {data_dir}")
     splits = split_examples(examples)
-    fit_set = splits["train"] + splits["val"] + (splits["test"] if include_test else [])
+    written = splits["train"] + splits["val"] + (splits["test"] if include_test else [])
+    real: list[Example] = []
+    real_note = "no shared folder given: written examples only"
+    if shared_dir is not None:
+        try:
+            real = real_examples(shared_dir, themes)
+            real_note = f"{len(real)} real posts from {shared_dir}"
+        except FileNotFoundError as e:
+            real_note = f"real training posts skipped ({e}); written examples only"
+            log.warning("classify.real_train_skipped", reason=str(e))
+    fit_set = written + real
     y = label_matrix(fit_set, themes)
     posts = [e.as_post() for e in fit_set]
     x, emb = featurize(encoder, posts, registry=registry)
     texts, parents = lexical_inputs(posts)
-    heads, report = fit_heads(x, texts, parents, y, themes)
-    ex_emb, ex_theme, snippets = _exemplars(fit_set, emb, y)
+    heads, report = fit_heads(x, texts, parents, y, themes, vocab_texts=[e.text for e in written])
+    # Evidence snippets ship in the artifact: written examples only, never a real post's text.
+    ex_emb, ex_theme, snippets = _exemplars(written, emb[: len(written)], y[: len(written)])
     artifact = HeadsArtifact(
         arrays={**heads.arrays(), "exemplar_emb": ex_emb, "exemplar_theme": ex_theme},
         meta={
@@ -201,6 +230,7 @@ def train(
             **heads.meta(),
             "training": {
                 "n_fit": len(fit_set),
+                "n_real": len(real),
                 "n_test_held_out": 0 if include_test else len(splits["test"]),
                 "data_digest": _data_digest(fit_set),
                 "emb_c": report.emb_c,
@@ -221,7 +251,9 @@ def train(
         n=len(fit_set),
         seconds=round(seconds, 1),
     )
-    return TrainResult(out, digest, len(fit_set), len(splits["test"]), report, seconds)
+    return TrainResult(
+        out, digest, len(fit_set), len(splits["test"]), report, seconds, len(real), real_note
+    )
 
 
 def _data_digest(examples: Sequence[Example]) -> str:

@@ -12,7 +12,7 @@ import structlog
 from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, HeadsArtifact, load_artifact
 from classify.artifacts import model_version as make_model_version
 from classify.base import PostInput, Prediction
-from classify.encoder import Encoder, Precision
+from classify.encoder import Precision, SentenceEncoder, load_encoder
 from classify.evidence import cue_phrases, theme_target
 from classify.heads import SIGNALS, ThemeHeads, build_features, post_signals
 from classify.products import brand_product, tag_products
@@ -28,7 +28,7 @@ POOLED_LAYERS: tuple[int, ...] = (3, 4)
 
 
 def featurize(
-    encoder: Encoder,
+    encoder: SentenceEncoder,
     posts: Sequence[PostInput],
     *,
     registry: dict[str, str] | None = None,
@@ -84,7 +84,7 @@ class TransformerClassifier:
     def __init__(
         self,
         *,
-        encoder: Encoder,
+        encoder: SentenceEncoder,
         artifact: HeadsArtifact,
         taxonomy: Taxonomy,
         brand_accounts: dict[str, str] | None = None,
@@ -117,7 +117,9 @@ class TransformerClassifier:
         )
         self.themes = artifact.themes
         self._version = make_model_version(
-            encoder_id=encoder.id, heads_hash=artifact.content_hash, taxonomy_digest=taxonomy.digest
+            encoder_id=encoder.version_id,
+            heads_hash=artifact.content_hash,
+            taxonomy_digest=taxonomy.digest,
         )
         ex = artifact.arrays.get("exemplar_emb")
         self._ex_emb = ex.astype(np.float32) if ex is not None else np.zeros((0, encoder.dim))
@@ -136,7 +138,7 @@ class TransformerClassifier:
     ) -> TransformerClassifier:
         """Encoder from `Settings.model_path` (or the packaged weights), the shipped heads."""
         s = settings or get_settings()
-        encoder = Encoder(s.model_path, precision=precision)
+        encoder = load_encoder(s, precision=precision)
         return cls(
             encoder=encoder,
             artifact=load_artifact(artifact_path or DEFAULT_ARTIFACT),

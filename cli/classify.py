@@ -184,6 +184,7 @@ def train(
             out=out or DEFAULT_ARTIFACT,
             registry=settings.brand_accounts,
             include_test=include_test,
+            shared_dir=settings.shared_dir,
         )
     except DataError as e:
         raise fail(str(e)) from None
@@ -192,6 +193,7 @@ def train(
         f"{result.n_test} held out, C={result.fit.emb_c}/{result.fit.lex_c}, "
         f"out-of-fold macro F1 {result.fit.oof_macro_f1:.3f}, {result.seconds:.0f}s"
     )
+    typer.echo(f"  training data: {result.real_note}")
     for theme, stats in result.fit.per_theme.items():
         typer.echo(
             f"  {theme:<26} threshold {stats['threshold']:.3f}  val P {stats['precision']:.2f} "

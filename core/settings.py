@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     classifier: Literal["rules", "transformers"] = "transformers"
     # Encoder id or local path for the transformers classifier; empty means the packaged weights.
     model_path: str = ""
+    # Runtime of the encoder: ONNX Runtime (the same weights, exported once into a cache under
+    # data_dir) or torch. ONNX fp32 keeps torch fp32's labels; int8 (part of the weights
+    # quantized per channel) is ~20% faster but broke design.md's label rule (BENCHMARKS.md).
+    classifier_backend: Literal["onnx", "torch"] = "onnx"
+    onnx_precision: Literal["int8", "fp32"] = "fp32"
     taxonomy_path: Path | None = None
     # Extra brand accounts (handle -> product key) on top of the built-in registry.
     brand_accounts: dict[str, str] = Field(default_factory=dict)
@@ -134,6 +139,9 @@ class Settings(BaseSettings):
     rollup_interval_s: int = Field(default=60, ge=5)
     # Posts handed to a worker but still unclassified after this long are enqueued again.
     requeue_after_s: int = Field(default=600, ge=10)
+    # Posts older than this many days are deleted with their labels, classifications and raw
+    # payloads (daily job `retention.prune`, or `undertow db prune`); unset keeps everything.
+    retention_days: int | None = Field(default=None, ge=1)
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_user_agent: str = "undertow/0.1 (+https://github.com/undertow-project/undertow)"
     rate_limit_per_minute: int = Field(default=600, ge=1)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from classify.devset import PRODUCTS, THEMES, LabeledPost, load_real_dev
+from classify.devset import PRODUCTS, THEMES, LabeledPost, load_real_dev, load_real_train
+from classify.training import real_examples
 
 SHARED_DIR = Path(os.environ.get("UNDERTOW_SHARED_DIR", "../shared"))
 
@@ -51,3 +53,25 @@ def test_texts_non_empty(dev: list[LabeledPost]) -> None:
 def test_missing_shared_dir_is_clear(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="shared data folder not found"):
         load_real_dev(tmp_path / "nowhere")
+
+
+def test_real_training_posts_are_disjoint_from_dev(dev: list[LabeledPost]) -> None:
+    train = load_real_train(SHARED_DIR)
+    assert len(train) >= 500
+    assert not {p.id for p in train} & {p.id for p in dev}
+    # Hand labels, not a list of blanks: every theme seen on real posts has training positives.
+    seen = {t for p in train for t in p.themes}
+    assert {"refusal_complaint", "perceived_censorship", "switching_intent"} <= seen
+
+
+def test_real_training_list_refuses_dev_posts(dev: list[LabeledPost], tmp_path: Path) -> None:
+    file, key = dev[0].id.split(":", 1)
+    labels = tmp_path / "train.jsonl"
+    labels.write_text(json.dumps({"file": file, "key": key, "themes": [], "products": []}) + "\n")
+    with pytest.raises(ValueError, match="in the dev set"):
+        load_real_train(SHARED_DIR, labels_path=labels)
+
+
+def test_real_training_posts_need_the_shared_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="shared data folder not found"):
+        real_examples(tmp_path / "nowhere", THEMES)

@@ -17,5 +17,5 @@ def test_rules_version_matches_the_loaded_classifier():
 def test_transformers_version_matches_the_loaded_classifier():
     s = Settings(classifier="transformers")
     expected = current_version(s)
-    assert expected.startswith("minilm-l6.h")
+    assert expected.startswith("minilm-l6-onnx-fp32.h")
     assert get_classifier(s).version == expected

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classify.artifacts import HeadsArtifact, load_artifact, save_artifact
 from classify.evaluate import format_reports, score
-from classify.evidence import cue_phrases, theme_target
-from classify.heads import choose_threshold
+from classify.evidence import cue_counts, cue_phrases, theme_target
+from classify.heads import STACK_INPUTS, ThemeHeads, choose_threshold, fit_heads
 from classify.training import DataError, load_examples, split_examples, split_of
 
 
@@ -92,3 +93,69 @@ def test_evidence_and_targets() -> None:
         "brand": None,
     }
     assert theme_target("competitor_solicitation", **kw2) == "claude"
+
+
+def test_cue_counts_cover_the_training_languages() -> None:
+    themes = ("refusal_complaint", "lost_work_claim", "switching_intent", "not_a_theme")
+    assert cue_counts("Claude hat sich geweigert, die Geschichte weiterzuschreiben.", themes) == [
+        1,
+        0,
+        0,
+        0,
+    ]
+    assert cue_counts("Gemini a effacé toute ma conversation.", themes)[1] == 1
+    assert cue_counts("Cancelei o ChatGPT e migrei pro Claude.", themes)[2] == 2
+    assert cue_counts("", themes) == [0, 0, 0, 0]
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Posts whose embeddings carry no signal: only their cue words tell the themes apart."""
+    rng = np.random.default_rng(seed)
+    filler = [
+        "the",
+        "model",
+        "answered",
+        "my",
+        "question",
+        "about",
+        "the",
+        "weather",
+        "and",
+        "my",
+        "garden",
+        "today",
+    ]
+    cues = {
+        0: ["it refused again", "se niega a ayudar", "hat sich geweigert", "refusing my prompt"],
+        1: ["it deleted my chats", "a tout effacé", "my history vanished", "apagou tudo"],
+    }
+    texts, y = [], np.zeros((n, 2), dtype=np.int8)
+    for i in range(n):
+        words = list(rng.choice(filler, size=8))
+        t = i % 3  # a third refusals, a third lost work, a third neither
+        if t < 2:
+            y[i, t] = 1
+            words.insert(int(rng.integers(0, 8)), str(rng.choice(cues[t])))
+        texts.append(" ".join(words))
+    return rng.normal(size=(n, 12)).astype(np.float32), texts, y
+
+
+def test_fit_heads_stacks_cues_and_survives_the_artifact(tmp_path: Path) -> None:
+    themes = ("refusal_complaint", "lost_work_claim")
+    x, texts, y = _synthetic(150, seed=1)
+    heads, report = fit_heads(x, texts, [""] * len(texts), y, themes, folds=3)
+    assert heads.stack.shape == (2, len(STACK_INPUTS) + 1)
+    assert report.oof_macro_f1 > 0.8
+    x_new, texts_new, y_new = _synthetic(60, seed=2)
+    proba = heads.predict_proba(x_new, heads.lexicon.transform(texts_new, [""] * 60))
+    pred = proba >= heads.thresholds
+    assert (pred == y_new.astype(bool)).mean() > 0.9
+    # The artifact holds everything scoring needs, vocabulary and stack included.
+    save_artifact(
+        HeadsArtifact(heads.arrays(), {"themes": list(themes), **heads.meta()}), tmp_path / "h.npz"
+    )
+    loaded = load_artifact(tmp_path / "h.npz")
+    again = ThemeHeads.from_artifact(themes, loaded.arrays, loaded.meta)
+    np.testing.assert_allclose(
+        again.predict_proba(x_new, again.lexicon.transform(texts_new, [""] * 60)), proba, atol=2e-3
+    )

@@ -66,7 +66,8 @@ def test_predict_contract(clf: object) -> None:
     themes = load_taxonomy().theme_keys
     assert [p.id for p in preds] == ["1", "2", "3", "4", "5", "6"]
     version = clf.version  # type: ignore[attr-defined]
-    assert re.fullmatch(r"minilm-l6\.h[0-9a-f]{8}\.t[0-9a-f]{8}", version)
+    # The default runtime is ONNX fp32, and the version says so.
+    assert re.fullmatch(r"minilm-l6-onnx-fp32\.h[0-9a-f]{8}\.t[0-9a-f]{8}", version)
     for p in preds:
         assert set(p.scores) == set(themes)
         assert all(0.0 <= s <= 1.0 for s in p.scores.values())
