@@ -193,14 +193,18 @@ def backtest(
     out: Path = typer.Option(
         ..., "-o", "--out", help="Output CSV: timestamp,value,expected,score,alert."
     ),
-    granularity: str = typer.Option("hour", help="5min, hour or day."),
-    budget: float = typer.Option(2.0, min=0.0, help="At most this many alerts per 28 days."),
+    granularity: str = typer.Option(
+        "auto", help="5min, hour or day (auto: from the series' usual spacing)."
+    ),
+    budget: float = typer.Option(
+        4.0, min=0.0, help="At most this many alerts in any 28 days (hard cap)."
+    ),
 ) -> None:
     """Run the detector over SERIES with no look-ahead and write one row per input row."""
     from trends.backtest import run_backtest
 
-    if granularity not in ("5min", "hour", "day"):
-        raise fail(f"granularity must be 5min, hour or day, not {granularity!r}", 2)
+    if granularity not in ("auto", "5min", "hour", "day"):
+        raise fail(f"granularity must be auto, 5min, hour or day, not {granularity!r}", 2)
     try:
         summary = run_backtest(series, out, granularity=granularity, budget=budget)  # type: ignore[arg-type]
     except ValueError as e:

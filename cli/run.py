@@ -23,10 +23,12 @@ def _spawn(*args: str) -> subprocess.Popen[bytes]:
 
 
 def load_demo(posts: Path, releases: Path) -> dict[str, Any]:
-    """Replay the demo corpus (a second run adds nothing) and record its releases."""
+    """Replay the demo corpus (a second run adds nothing), record its releases, add the
+    default alert rules (detection backfills the history they never watched)."""
     from cli.ingest import replay_file
     from core.db import session_scope
     from core.taxonomy import load_taxonomy
+    from trends.alerts import ensure_default_rules
     from trends.releases import add_release
 
     settings = load_settings()
@@ -41,6 +43,10 @@ def load_demo(posts: Path, releases: Path) -> dict[str, Any]:
                     day=r["date"],
                     title=r["title"],
                 )
+    with session_scope(settings) as session:
+        ensure_default_rules(
+            session=session, taxonomy=load_taxonomy(settings.taxonomy_path), settings=settings
+        )
     return counts
 
 

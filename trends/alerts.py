@@ -6,6 +6,8 @@ were failing as coverage gaps (missing values: never a drop, never a spike), run
 detector of ``trends.spikes`` over it, and opens one alert per incident: no new alert while
 one is active, none within the cooldown of the last. An alert resolves by itself once
 ``alerts.resolve_after_buckets`` complete buckets in a row are back under the threshold.
+History the rule never watched (before it existed, or a replayed corpus) is backfilled: its
+incidents are stored as they would have opened, and never delivered.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -525,9 +527,99 @@ class RuleOutcome:
     rule_id: int
     opened: int | None = None
     resolved: int | None = None
+    backfilled: list[int] = field(default_factory=list)
     score: float = math.nan
     threshold: float = math.inf
     note: str = ""
+
+
+def _backfill(
+    *, session: Session, rule: AlertRule, now: datetime, settings: Settings, p: DetectorParams
+) -> list[int]:
+    """Record the incidents of history this rule never watched (a replay, a new rule).
+
+    The history before the rule existed (or up to the newest data, for a replayed corpus that
+    ends before now) is backtested as the live detector would have run it, past-only; each
+    alert it opens that lies after the rule's newest alert is stored with the time it would
+    have opened, marked ``backfill``, resolved where the series came back to normal, and never
+    delivered: nobody is paged about the past.
+    """
+    step = timedelta(seconds=p.bucket_seconds)
+    newest = session.execute(
+        sa.select(sa.func.max(ROLLUP.c.bucket)).where(
+            ROLLUP.c.product == ALL, ROLLUP.c.theme == ALL
+        )
+    ).scalar_one_or_none()
+    created = rule.created_at if rule.created_at.tzinfo else rule.created_at.replace(tzinfo=UTC)
+    # Detection replayed at a time before the rule existed simulates the live pass itself.
+    if newest is None or created > now:
+        return []
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    # The live pass owns the newest `recheck_buckets`; the backfill stops before them.
+    live_from = floor_bucket(now, p.bucket_seconds) - (settings.alerts.recheck_buckets - 1) * step
+    end = min(
+        floor_bucket(created, p.bucket_seconds), floor_bucket(newest, p.bucket_seconds) + step
+    )
+    end = min(end, live_from)
+    last = session.exec(
+        select(Alert).where(Alert.rule_id == rule.id).order_by(Alert.window_end.desc()).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    last_end = None
+    if last is not None:
+        last_end = (
+            last.window_end if last.window_end.tzinfo else last.window_end.replace(tzinfo=UTC)
+        )
+        if last_end >= end:
+            return []
+    start = end - timedelta(days=settings.alerts.history_days)
+    series = rule_series(session=session, rule=rule, start=start, end=end, now=now)
+    if len(series.timestamps) < p.warmup_buckets + 1:
+        return []
+    values = share_adjusted(series, p) if rule.metric == "share" else series.values
+    rows = Detector(p).run(series.timestamps, values)
+    made: list[int] = []
+    need = settings.alerts.resolve_after_buckets
+    for i, r in enumerate(rows):
+        if r.alert is None:
+            continue
+        w = max(1, r.window_buckets)
+        window_start = series.timestamps[i] + step - w * step
+        if last_end is not None and window_start < last_end:
+            continue
+        observed, expected = _window(values, rows, i)
+        if observed < rule.min_count:
+            continue
+        alert = _open(
+            session,
+            rule,
+            rows,
+            i,
+            series,
+            observed,
+            expected,
+            r.alert.threshold,
+            now,
+            step,
+            backfill=True,
+        )
+        for j in range(i + 1, len(rows) - need + 1):
+            idx = list(range(j, j + need))
+            if _back_to_normal(values, rows, idx, p):
+                alert.status = "resolved"
+                alert.resolved_at = series.timestamps[idx[-1]] + step
+                alert.details = {
+                    **alert.details,
+                    "resolution": {
+                        "by": "detector",
+                        "reason": f"{need} complete buckets in a row showed no excess over expected",
+                    },
+                }
+                break
+        session.add(alert)
+        made.append(int(alert.id or 0))
+        last_end = alert.window_end
+    return made
 
 
 def evaluate_rule(
@@ -537,6 +629,7 @@ def evaluate_rule(
     _lock_rule(session, int(rule.id or 0))
     out = RuleOutcome(rule_id=int(rule.id or 0))
     p = params_for(rule).resolved()
+    out.backfilled = _backfill(session=session, rule=rule, now=now, settings=settings, p=p)
     step = timedelta(seconds=p.bucket_seconds)
     current = floor_bucket(now, p.bucket_seconds)
     # A share needs complete buckets (a partial one would be scaled up); a count may look
@@ -583,9 +676,8 @@ def evaluate_rule(
             if not _within_budget(session, rule, r.score, now):
                 out.note = "over budget: a stronger incident would be needed"
                 continue
-            out.opened = _open(
-                session, rule, rows, i, series, observed, expected, threshold, now, step
-            )
+            opened = _open(session, rule, rows, i, series, observed, expected, threshold, now, step)
+            out.opened = int(opened.id or 0)
             break
     else:
         done = [i for i in range(len(rows)) if series.timestamps[i] + step <= now]
@@ -623,7 +715,9 @@ def _open(
     threshold: float,
     now: datetime,
     step: timedelta,
-) -> int:
+    *,
+    backfill: bool = False,
+) -> Alert:
     r = rows[i]
     w = max(1, r.window_buckets)
     window_end = series.timestamps[i] + step
@@ -632,7 +726,8 @@ def _open(
     alert = Alert(
         rule_id=int(rule.id or 0),
         status="open",
-        opened_at=now,
+        # A backfilled alert opened, as far as the budget goes, when its bucket closed.
+        opened_at=window_end if backfill else now,
         window_start=window_start,
         window_end=window_end,
         observed=round(observed, 3),
@@ -653,6 +748,8 @@ def _open(
             "examples": _examples(session, rule, window_start, window_end),
         },
     )
+    if backfill:
+        alert.details["backfill"] = {"found_at": now.isoformat(), "delivered": False}
     session.add(alert)
     session.flush()
     log.info(
@@ -662,8 +759,9 @@ def _open(
         observed=alert.observed,
         expected=alert.expected,
         tail_p=alert.tail_p,
+        backfill=backfill,
     )
-    return int(alert.id or 0)
+    return alert
 
 
 def detect(
@@ -687,6 +785,8 @@ def detect(
         "rules": len(outcomes),
         "opened": [o.opened for o in outcomes if o.opened],
         "resolved": [o.resolved for o in outcomes if o.resolved],
+        # Incidents of history the rules never watched: stored, not delivered.
+        "backfilled": [a for o in outcomes for a in o.backfilled],
         "details": [
             {
                 "rule_id": o.rule_id,
@@ -911,7 +1011,7 @@ def stale_deliveries(
     out = []
     for alert in alerts:
         rule = session.get(AlertRule, alert.rule_id)
-        if rule is None or not rule.channels:
+        if rule is None or not rule.channels or "backfill" in (alert.details or {}):
             continue
         tries = list(session.exec(select(Delivery).where(Delivery.alert_id == alert.id)))
         for c in rule.channels:

@@ -1,9 +1,13 @@
 """Spike detection for small, overdispersed, weekly-seasonal counts.
 
 Baseline: the expected count of a bucket is level x time-of-day x day-of-week. The seasonal
-factors (empirical-Bayes shrunk, so a flat series gets a flat profile) and the level (an
-exponentially weighted ratio, half-life a few days) are built only from the past, from values
-winsorized against the expected count of their own time, so old spikes do not inflate them.
+factors (empirical-Bayes shrunk, so a flat series gets a flat profile; hours of the day toward
+their neighbours' pooled ratio, so thin data keeps the shape of the daily cycle) and the level
+(an exponentially weighted ratio, half-life a few days) are built only from the past, from
+values winsorized against the expected count of their own time, so old spikes do not inflate
+them. At low counts a spike is a run of ordinary-looking 1s and 2s that winsorizing cannot
+clip, so the buckets of an open incident (a clear excess over 2+ buckets) are left out of the
+baseline and the dispersion altogether, for at most `incident_days` (then it is a new level).
 
 Test: the observed sum over several windows ending at the newest bucket (1, 3, 6 buckets and a
 day) against a negative-binomial upper tail, with the dispersion of each window length
@@ -41,7 +45,7 @@ FloatArray = NDArray[np.float64]
 BUCKET_SECONDS: dict[str, int] = {"5min": 300, "hour": 3600, "day": 86400}
 BUDGET_DAYS = 28.0
 _LN10 = math.log(10.0)
-_MAX_SCORE = 300.0
+_MAX_SCORE = 1e4
 _WINSOR_ALPHA = 2.5
 _ALPHA_MIN = 0.005
 _ALPHA_MAX = 50.0
@@ -62,6 +66,10 @@ _DEFAULT_COOLDOWN = {
 }
 _DEFAULT_HALFLIFE_DAYS = {"5min": 3.0, "hour": 3.0, "day": 10.0}
 _DEFAULT_PROFILE_DAYS = {"5min": 28.0, "hour": 28.0, "day": 84.0}
+# Incident exclusion matters where counts are low (a spike there is a run of ordinary-looking
+# 1s and 2s that winsorizing cannot catch). At 5 minutes (NAB's tweet volumes) the level must
+# follow a new volume within hours: exclusion cost 7 NAB points there (bench/results/spikes.md).
+_DEFAULT_EXCLUDE_Z = {"5min": math.inf, "hour": 4.0, "day": 4.0}
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,15 @@ class DetectorParams:
     level_halflife_days: float | None = None
     profile_days: float | None = None  # lookback of the seasonal profile and dispersion
     winsor_sd: float = 3.0  # past values are clipped to expected +- this many sd
+    # A bucket inside an open incident (some window of 2+ buckets ending there holds a clear
+    # excess: the minimum excess and z >= exclude_z) stays out of the baseline and the
+    # dispersion, for at most incident_days; a longer rise is a new level and is learned.
+    exclude_z: float | None = None
+    incident_days: float = 2.0
     settle_days: float = 7.0  # until this much scored history, the floor is doubled
     # Once the trailing 28 days hold `budget` alerts: "soft" pages again only for a score above
-    # all of them, "hard" not at all, "none" ignores the count.
+    # all of them (the live rules), "hard" not at all (the backtest: at most `budget` alerts
+    # in any 28 days), "none" ignores the count.
     cap: Literal["none", "soft", "hard"] = "soft"
     calibration: Literal["tail", "rank"] = "tail"
 
@@ -110,6 +124,7 @@ class DetectorParams:
             warmup_days=_DEFAULT_WARMUP_DAYS[g] if self.warmup_days is None else self.warmup_days,
             level_halflife_days=self.level_halflife_days or _DEFAULT_HALFLIFE_DAYS[g],
             profile_days=self.profile_days or _DEFAULT_PROFILE_DAYS[g],
+            exclude_z=_DEFAULT_EXCLUDE_Z[g] if self.exclude_z is None else self.exclude_z,
         )
 
     @property
@@ -232,6 +247,38 @@ def _shrunk_ratio(
     return 1.0 + weight * (ratio - 1.0)
 
 
+_KERNEL = np.array([1.0, 2.0, 3.0, 2.0, 1.0])
+
+
+def _circular(x: FloatArray) -> FloatArray:
+    """Sum of x over each slot's neighbours (hours wrap around midnight), kernel-weighted."""
+    h = _KERNEL.size // 2
+    padded = np.concatenate([x[-h:], x, x[:h]])
+    return np.convolve(padded, _KERNEL, mode="valid")
+
+
+def _smooth_toward(
+    hod: FloatArray, c_sl: FloatArray, e_sl: FloatArray, n_sl: FloatArray, alpha: float
+) -> FloatArray:
+    """Hour-of-day factors shrunk toward their neighbours' pooled ratio instead of toward 1.
+
+    A daily cycle is smooth: pooling five neighbouring hours estimates it with a fraction of
+    the noise, so thin data no longer flattens the night-time trough (which inflated the
+    expected count there) or the daytime peak. Hours that differ from their neighbours keep
+    their own factor as far as the data supports it.
+    """
+    pooled = _shrunk_ratio(_circular(c_sl), _circular(e_sl), _circular(n_sl), alpha)
+    ok = (e_sl > 0) & (n_sl > 0)
+    if ok.sum() < 2:
+        return hod
+    raw = np.where(ok, c_sl / np.where(ok, e_sl, 1.0), pooled)
+    per_bucket = np.where(ok, e_sl / np.where(ok, n_sl, 1.0), 0.0)
+    noise = np.where(ok, (1.0 + alpha * per_bucket) / np.where(ok, e_sl, 1.0), np.inf)
+    signal = max(0.0, float(np.mean((raw[ok] - pooled[ok]) ** 2) - np.mean(noise[ok])))
+    weight = np.where(ok, signal / (signal + noise), 0.0)
+    return np.asarray(pooled + weight * (raw - pooled), dtype=np.float64)
+
+
 def _profile(
     clean: FloatArray,
     slot: NDArray[np.int64],
@@ -255,7 +302,10 @@ def _profile(
     c_dw = np.bincount(dw, c, 7).astype(np.float64)
     for _ in range(3):
         base = rate * dwf[dw]
-        hod = _shrunk_ratio(c_sl, np.bincount(sl, base, n_slots).astype(np.float64), n_sl, alpha)
+        e_sl = np.bincount(sl, base, n_slots).astype(np.float64)
+        hod = _shrunk_ratio(c_sl, e_sl, n_sl, alpha)
+        if n_slots > 1:
+            hod = _smooth_toward(hod, c_sl, e_sl, n_sl, alpha)
         if full_week:
             base = rate * hod[sl]
             dwf = _shrunk_ratio(c_dw, np.bincount(dw, base, 7).astype(np.float64), n_dw, alpha)
@@ -284,6 +334,14 @@ def _score_grid(
     profiled = False
     ys, slots, dows = y.tolist(), slot.tolist(), dow.tolist()
     k = p.winsor_sd
+    # Running sums of observed and expected over covered buckets, for the incident check.
+    cum_y = [0.0] * (n + 1)
+    cum_e = [0.0] * (n + 1)
+    cum_n = [0] * (n + 1)
+    y_base = y.copy()  # what the dispersion sees: incident buckets masked
+    incident_start = -1
+    max_incident = math.ceil(p.incident_days * bpd)
+    excluding = math.isfinite(p.exclude_z or math.inf)
     for t in range(n):
         if t >= warm and (t - warm) % recompute == 0:
             lo = max(0, t - lookback)
@@ -301,17 +359,37 @@ def _score_grid(
             wts = decay ** np.arange(t - lo - 1, -1, -1, dtype=np.float64)
             a_sum = float((wts * np.where(ok, seg, 0.0)).sum())
             b_sum = float((wts * np.where(ok, hod[slot[lo:t]] * dwf[dow[lo:t]], 0.0)).sum())
-            alphas = [_window_alpha(y, expected, lo, t, w) for w in windows]
+            alphas = [_window_alpha(y_base, expected, lo, t, w) for w in windows]
             profiled = True
         s_t = hod[slots[t]] * dwf[dows[t]]
         mu = a_sum / b_sum * s_t if b_sum > 0 else math.nan
         expected[t] = mu
         alpha[:, t] = alphas
         yt = ys[t]
+        ok_t = not (math.isnan(yt) or math.isnan(mu))
+        cum_y[t + 1] = cum_y[t] + (yt if ok_t else 0.0)
+        cum_e[t + 1] = cum_e[t] + (mu if ok_t else 0.0)
+        cum_n[t + 1] = cum_n[t] + ok_t
         if math.isnan(yt):  # missing bucket: a coverage gap, neither a drop nor a spike
             a_sum *= decay
             b_sum *= decay
             continue
+        if (
+            excluding
+            and profiled
+            and ok_t
+            and _in_incident(cum_y, cum_e, cum_n, t, windows, alphas, p)
+        ):
+            if incident_start < 0:
+                incident_start = t
+            if t - incident_start < max_incident:
+                # Inside an open incident: the spike must not raise its own baseline.
+                y_base[t] = math.nan
+                a_sum *= decay
+                b_sum *= decay
+                continue
+        else:
+            incident_start = -1
         c = yt
         if profiled and not math.isnan(mu):
             sd = math.sqrt(mu * (1.0 + alphas[0] * mu))
@@ -320,6 +398,30 @@ def _score_grid(
         a_sum = decay * a_sum + c
         b_sum = decay * b_sum + s_t
     return _tail_scores(y, expected, alpha, p)
+
+
+def _in_incident(
+    cum_y: list[float],
+    cum_e: list[float],
+    cum_n: list[int],
+    t: int,
+    windows: tuple[int, ...],
+    alphas: list[float],
+    p: DetectorParams,
+) -> bool:
+    """Whether some window ending at t holds a clear excess (normal approximation, cheap)."""
+    for w, a in zip(windows, alphas, strict=True):
+        lo = t + 1 - w
+        # A single bucket is winsorized instead; sustained excesses are what leak into the level.
+        if w < 2 or lo < 0 or cum_n[t + 1] - cum_n[lo] < w:
+            continue
+        s = cum_y[t + 1] - cum_y[lo]
+        m = cum_e[t + 1] - cum_e[lo]
+        if m <= 0 or s - m < p.min_excess_abs or s < (1.0 + p.min_excess_rel) * m:
+            continue
+        if s - m >= (p.exclude_z or math.inf) * math.sqrt(m * (1.0 + a * m)):
+            return True
+    return False
 
 
 def _window_sums(values: FloatArray, w: int) -> FloatArray:
@@ -561,12 +663,13 @@ class Detector:
         opened = set(alert_rows)
         step = np.timedelta64(p.bucket_seconds, "s")
         out: list[RowResult] = []
-        seen: set[int] = set()
-        for ts_i, v, g in zip(ts, vals.tolist(), grid.rows.tolist(), strict=True):
+        # Rows finer than the granularity: the alert goes on the last row of its bucket, the
+        # first at which the bucket's count is known (no look-ahead).
+        last_row = {g: i for i, g in enumerate(grid.rows.tolist())}
+        for i, (ts_i, v, g) in enumerate(zip(ts, vals.tolist(), grid.rows.tolist(), strict=True)):
             alert = None
-            if g in opened and g not in seen:
+            if g in opened and last_row[g] == i:
                 alert = self._alert(scored, g, grid.start, step, float(thresholds[g]))
-            seen.add(g)
             out.append(
                 RowResult(
                     timestamp=_as_datetime(ts_i),

@@ -260,3 +260,52 @@ def test_backtest_csv_matches_the_contract(tmp_path):
     flagged = [i for i, r in enumerate(body) if r[4] == "1"]
     assert summary["alerts"] == len(flagged) >= 1
     assert any(24 * 21 <= i < 24 * 22 for i in flagged)
+
+
+def test_a_low_count_rise_does_not_raise_its_own_baseline():
+    rng = np.random.default_rng(12)
+    n = 24 * 35
+    mu = seasonal_mean(n, 0.1)  # a theme seen twice or three times a day
+    y = rng.poisson(mu).astype(float)
+    at = 24 * 28 + 12
+    y[at : at + 36] += rng.poisson(0.6, 36)  # a day and a half at several times the baseline
+    rows = Detector(DetectorParams(budget=2.0)).run(hours(n), y)
+    assert [i for i in alert_rows(rows) if at <= i < at + 36]
+    # The open incident stays out of the baseline: expected barely moves while it lasts.
+    before = np.mean([r.expected for r in rows[at - 24 : at]])
+    during = np.mean([r.expected for r in rows[at + 12 : at + 36]])
+    assert during < 1.5 * before, (before, during)
+    plain = Detector(DetectorParams(budget=2.0, exclude_z=math.inf)).run(hours(n), y)
+    assert np.mean([r.expected for r in plain[at + 12 : at + 36]]) > during
+
+
+def test_backtest_defaults_infer_granularity_and_hold_the_budget(tmp_path):
+    rng = np.random.default_rng(13)
+    n = 288 * 21
+    t = np.arange(n)
+    y = rng.poisson(3.0 * (1.0 + 0.5 * np.sin(2 * np.pi * (t % 288) / 288))).astype(int)
+    for k in range(6):  # six bursts in three weeks: more than the budget allows
+        y[288 * (8 + 2 * k) + 50 : 288 * (8 + 2 * k) + 56] += 60
+    src = tmp_path / "five_minutes.csv"
+    stamps = [START + timedelta(minutes=5 * i) for i in range(n)]
+    with open(src, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "value"])
+        w.writerows([s.strftime("%Y-%m-%d %H:%M:%S"), v] for s, v in zip(stamps, y, strict=True))
+    summary = run_backtest(src, tmp_path / "out.csv")
+    assert summary["granularity"] == "5min" and summary["budget"] == 4.0
+    assert 1 <= summary["alerts"] <= 4 and summary["max_alerts_any_28_days"] <= 4
+
+
+def test_alert_opens_on_the_last_row_of_a_coarser_bucket():
+    rng = np.random.default_rng(14)
+    n = 288 * 14
+    y = rng.poisson(2.0, n).astype(float)
+    at = 288 * 10 + 12 * 7  # 07:00 on day ten
+    y[at : at + 12] += 40
+    stamps = [START + timedelta(minutes=5 * i) for i in range(n)]
+    rows = Detector(DetectorParams(granularity="hour")).run(stamps, y)
+    flagged = alert_rows(rows)
+    assert flagged, "no alert for the burst"
+    # The hour's count is known at its last 5-minute row, not at its first.
+    assert all(rows[i].timestamp.minute == 55 for i in flagged)

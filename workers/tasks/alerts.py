@@ -31,8 +31,12 @@ def detect_task(now: str | None = None) -> dict[str, Any]:
 def run_detection(now: datetime | None = None) -> dict[str, Any]:
     """What the task does, callable from the CLI: detect, commit, then enqueue deliveries."""
     settings = get_settings()
-    with session_scope(settings) as session:
-        refresh_dirty(session=session)
+    # Every dirty hour first (a backfill can mark more than one pass takes): detection must not
+    # read a stale rollup, least of all the newest hours.
+    for _ in range(100):  # bounded: 500 hours a pass
+        with session_scope(settings) as session:
+            if not refresh_dirty(session=session)["buckets"]:
+                break
     with session_scope(settings) as session:
         result = detect(session=session, settings=settings, now=now)
     # Enqueue only after the commit that made the alerts, plus any pair whose message was lost.
