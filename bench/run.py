@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark, then gather bench/results/*.md into BENCHMARKS.md.
 
-Usage: python -m bench.run [--only ingest,classify,api,spikes] [--collect-only]
+Usage: python -m bench.run [--only ingest,classify,api,spikes,load] [--collect-only]
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ BENCHES: dict[str, list[list[str]]] = {
     "classify": [["-m", "bench.classify_bench"]],
     "api": [["-m", "bench.api_bench"]],
     "spikes": [["bench/nab_eval.py"], ["bench/injected_eval.py"]],
+    "load": [["-m", "bench.load_bench", "--posts", "300000", "--reuse"]],
 }
-ORDER = ["ingest", "classify", "api", "spikes"]
+ORDER = ["ingest", "classify", "api", "spikes", "load"]
 
 
 def collect() -> Path:

@@ -36,3 +36,34 @@ def current() -> None:
     from core.migrate import current as cur
 
     typer.echo(cur(settings=load_settings()) or "(empty database)")
+
+
+@app.command()
+def prune(
+    older_than_days: int | None = typer.Option(
+        None, "--older-than-days", min=1, help="Default: the retention_days setting."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would go."),
+) -> None:
+    """Delete posts older than N days with their labels, classifications and raw payloads."""
+    from core.db import session_scope
+    from ingest.retention import count_prunable, cutoff_for
+    from ingest.retention import prune as do_prune
+
+    settings = load_settings()
+    days = older_than_days or settings.retention_days
+    if not days:
+        typer.echo(
+            "undertow: retention is off; set retention_days or pass --older-than-days", err=True
+        )
+        raise typer.Exit(2)
+    if dry_run:
+        with session_scope(settings) as session:
+            n = count_prunable(session=session, cutoff=cutoff_for(days))
+        typer.echo(f"{n} posts are older than {days} days")
+        return
+    r = do_prune(days=days, settings=settings)
+    typer.echo(
+        f"deleted {r.posts} posts older than {days} days, {r.quarantined} quarantined items; "
+        f"{r.alerts_scrubbed} alerts lost their example texts; {r.hours} hours to recount"
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,7 +14,32 @@ from cli.common import load_settings
 from cli.run import run
 from core.settings import CONFIG_ENV
 
-app = typer.Typer(
+# sysexits.h EX_IOERR: the database could not be written (disk full, file-size limit, read-only).
+EXIT_STORAGE = 74
+
+
+class _App(typer.Typer):
+    """The CLI, turning a database that cannot be written into one clear line and exit code."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as e:
+            from core.db import storage_failure
+
+            reason = storage_failure(e)
+            if reason is None:
+                raise
+            typer.echo(
+                f"undertow: cannot write the database ({reason}): the disk may be full, a file-size "
+                "limit reached or the file read-only. Work committed before this error is kept; "
+                "free space or fix permissions, then run the command again.",
+                err=True,
+            )
+            sys.exit(EXIT_STORAGE)
+
+
+app = _App(
     help="Undertow: watch what the public says about AI assistants.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

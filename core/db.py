@@ -112,3 +112,28 @@ def mark_dirty(session: Session, buckets: set[Any]) -> None:
         session.execute(
             stmt2.on_conflict_do_update(index_elements=["bucket"], set_={"marked_at": now}), rows
         )
+
+
+# What SQLite and PostgreSQL say when the database cannot be written (full, limited, read-only).
+_STORAGE_FAILURES = (
+    "database or disk is full",
+    "disk i/o error",
+    "attempt to write a readonly database",
+    "unable to open database file",
+    "no space left on device",
+    "could not extend file",
+    "read-only file system",
+)
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The database's own words when ``exc`` (or its cause) is a failure to write storage."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(getattr(cur, "orig", None) or cur).strip()
+        if any(s in text.lower() for s in _STORAGE_FAILURES):
+            return text.splitlines()[0][:200]
+        cur = cur.__cause__ or cur.__context__
+    return None

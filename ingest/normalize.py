@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import re
@@ -231,6 +232,12 @@ def first(values: Iterable[str | None]) -> str | None:
     return None
 
 
+def post_version(post: NormalizedPost) -> str:
+    """A short fingerprint of what an edit changes (title, text, deletion)."""
+    raw = f"{post.title or ''}\x00{post.text}\x00{post.deleted}".encode("utf-8", "replace")
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
 class Page:
     """The posts and quarantine records of one page, without repeats within a run."""
 
@@ -241,13 +248,21 @@ class Page:
         self.quarantined: list[Quarantined] = []
 
     def add(self, item: NormalizedPost | Quarantined) -> NormalizedPost | None:
-        """Keep a post (first copy wins) or a quarantine record; return the post if it was new."""
+        """Keep a post or a quarantine record; return the post if it was new in this run.
+
+        A repeat is dropped unless its text differs: then the post was edited between two
+        requests of the run, and the later copy is kept too (the upsert keeps the last one).
+        """
         if isinstance(item, Quarantined):
             self.quarantined.append(item)
             return None
+        version = f"{item.external_id}\x00{post_version(item)}"
         if item.external_id in self.seen:
+            if version not in self.seen:
+                self.seen.add(version)
+                self.posts.append(item)
             return None
-        self.seen.add(item.external_id)
+        self.seen.update((item.external_id, version))
         self.posts.append(item)
         return item
 

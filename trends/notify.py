@@ -148,8 +148,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def is_blocked_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True for loopback, private, link-local, multicast, unspecified and reserved addresses."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address inside IPv6 (mapped, 6to4, Teredo) is judged as that IPv4 address.
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return is_blocked_address(inner) or not ip.is_global
     return (
         ip.is_loopback
         or ip.is_private
@@ -192,7 +195,11 @@ def check_literal_target(url: str, *, allow_private: bool) -> None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return
+        try:
+            # Forms resolvers still read as IPv4: 2130706433, 0x7f.1, 017700000001, 127.1.
+            ip = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return
     if is_blocked_address(ip):
         raise RefusedTarget(f"{host} is a non-public address; set alerts.allow_private_targets")
 
@@ -274,14 +281,21 @@ def summary_text(alert: Alert, rule: AlertRule) -> str:
     )
 
 
+def slack_escape(text: str) -> str:
+    """Text safe in Slack mrkdwn: no links, mentions (``<!channel>``) or markup from its content."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_text(alert: Alert, rule: AlertRule, settings: Settings) -> str:
     """A Slack mrkdwn message: summary, rule, link and two examples."""
     lines = [
-        f":rotating_light: *{summary_text(alert, rule)}*",
-        f"rule `{rule.name}` · p={alert.tail_p:.2g} · <{alert_link(alert, settings)}|alert #{alert.id}>",
+        f":rotating_light: *{slack_escape(summary_text(alert, rule))}*",
+        f"rule `{slack_escape(rule.name)}` · p={alert.tail_p:.2g} · "
+        f"<{alert_link(alert, settings)}|alert #{alert.id}>",
     ]
     for ex in alert.details.get("examples", [])[:2]:
-        lines.append(f"> {str(ex.get('text', ''))[:200]}")
+        text = " ".join(str(ex.get("text", ""))[:200].split())  # one quoted line each
+        lines.append(f"> {slack_escape(text)}")
     return "\n".join(lines)
 
 
@@ -342,14 +356,30 @@ def post_json(url: str, body: bytes, headers: dict[str, str], settings: Settings
     return status
 
 
+class _PinnedSMTP(smtplib.SMTP):
+    """SMTP to an address checked beforehand; STARTTLS still verifies the configured name."""
+
+    def __init__(self, address: str | None, *args: Any, **kwargs: Any) -> None:
+        self._address = address  # set before SMTP.__init__ connects
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if self._address is None:
+            return super()._get_socket(host, port, timeout)  # type: ignore[misc,no-any-return]
+        return socket.create_connection((self._address, port), timeout, self.source_address)
+
+
 def send_email(msg: EmailMessage, settings: Settings) -> str:
     """Send through the configured SMTP server (STARTTLS and login when configured)."""
     smtp = settings.smtp
     if not smtp.host:
         raise DeliveryError("smtp.host is not configured")
-    resolve_target(smtp.host, smtp.port, allow_private=settings.alerts.allow_private_targets)
+    allow = settings.alerts.allow_private_targets
+    addrs = resolve_target(smtp.host, smtp.port, allow_private=allow)
+    # Connect to the address that was checked, so a second DNS answer cannot point elsewhere.
+    pinned = None if allow else addrs[0]
     try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s) as conn:
+        with _PinnedSMTP(pinned, smtp.host, smtp.port, timeout=smtp.timeout_s) as conn:
             if smtp.starttls:
                 conn.starttls()
             if smtp.user:

@@ -44,6 +44,7 @@ from trends.notify import (
     redacted_target,
     send_email,
     sign,
+    slack_escape,
 )
 from trends.releases import list_releases
 from trends.series import series
@@ -66,6 +67,8 @@ FILES = {
 def _md(value: Any) -> str:
     """Text safe inside a Markdown table cell: one line, no pipes, no raw HTML."""
     text = " ".join(str(value).split())
+    # Brackets too: a post's "[click](javascript:...)" must stay text, not become a link.
+    text = text.replace("[", "\\[").replace("]", "\\]")
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -364,17 +367,18 @@ def _email(report: WeeklyReport, settings: Settings, to: list[str]) -> EmailMess
 
 def _slack_text(report: WeeklyReport) -> str:
     s = report.summary
+    esc = slack_escape
     lines = [f":bar_chart: *Undertow weekly report {report.week}*: {s['total']} posts"]
     for m in s["movers"][:5]:
         lines.append(
-            f"• {m['theme'].replace('_', ' ')} {m['share_pp']:+.1f} pp ({m['count']} posts)"
+            f"• {esc(m['theme'].replace('_', ' '))} {m['share_pp']:+.1f} pp ({m['count']} posts)"
         )
     if s["alerts"]:
         lines.append(f"• {s['alerts']} new alert(s)")
     if s["releases"]:
-        lines.append("• releases: " + ", ".join(s["releases"]))
+        lines.append("• releases: " + esc(", ".join(s["releases"])))
     if s["coverage_gaps"]:
-        lines.append("• coverage gaps: " + ", ".join(s["coverage_gaps"]))
+        lines.append("• coverage gaps: " + esc(", ".join(s["coverage_gaps"])))
     if s["link"]:
         lines.append(f"<{s['link']}|Open the report>")
     return "\n".join(lines)

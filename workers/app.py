@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 
 from core.settings import Settings, get_settings
 
 QUEUES = ("ingest", "classify", "default")
 # The longest task may run this long before the worker kills it.
 TASK_TIME_LIMIT_S = 900
+# Tasks that must not be lost while the database is unreachable (a restart, a failover) retry
+# on this named transient error, with capped exponential backoff and jitter, for ~5 minutes.
+DB_RETRY: dict[str, object] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 15,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -67,7 +67,11 @@ class RedisLease:
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def try_acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        # Redis down or restarting is "not acquired": the scheduler keeps waiting, it does not die.
+        try:
+            return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        except Exception:
+            return False
 
     def renew(self) -> bool:
         try:

@@ -43,6 +43,13 @@ def job_table(settings: Settings) -> list[JobSpec]:
         JobSpec("alerts.detect", "alerts.detect", settings.alerts.detect_interval_s),
         JobSpec("reports.weekly", "reports.weekly", 7 * 86400, cron="0 8 * * mon"),
     ]
+    if settings.retention_days:
+        # Daily at 03:30 in the configured time zone, and once at start (a no-op when done).
+        jobs.append(
+            JobSpec(
+                "retention.prune", "retention.prune", 86400, run_at_start=True, cron="30 3 * * *"
+            )
+        )
     for src in settings.sources:
         if src.enabled and src.kind != "replay":
             jobs.append(

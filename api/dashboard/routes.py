@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -20,7 +21,7 @@ from api.dashboard.auth import (
     login_token,
 )
 from api.dashboard.render import page
-from api.deps import SessionDep
+from api.deps import PLATFORM, SessionDep
 from classify.review import correct_labels
 from core.db import get_engine
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -127,7 +128,11 @@ def login(
             status_code=401,
         )
     resp = RedirectResponse(_safe_next(next), status_code=303)
-    issue_session(resp, settings=_settings(request), key=row, secure=request.url.scheme == "https")
+    settings = _settings(request)
+    # Secure over HTTPS, and whenever people reach the dashboard by https (TLS ending at a proxy
+    # that does not pass X-Forwarded-Proto must not downgrade the cookie).
+    secure = request.url.scheme == "https" or settings.public_url.lower().startswith("https://")
+    issue_session(resp, settings=settings, key=row, secure=secure)
     resp.delete_cookie(LOGIN_COOKIE, path="/ui/login")
     return resp
 
@@ -569,10 +574,15 @@ def export_download(
         raise Forbidden(f"this key lacks the 'export' scope (it has {user.key.scopes})")
     if handles and not user.can("admin"):
         raise Forbidden("author handles need an admin key")
+    platform = _blank(platform)
+    # Checked before the stream starts, as the API's pattern does: a value the database
+    # refuses (a NUL byte) would otherwise break the download after its 200 was sent.
+    if platform and not re.fullmatch(PLATFORM, platform):
+        raise InvalidInput(f"platform {platform!r} is not a platform name", param="platform")
     filters = ExportFilters(
         theme=_blank(theme),
         product=_blank(product),
-        platform=_blank(platform),
+        platform=platform,
         since=_when(since, "since"),
         until=_when(until, "until"),
     )

@@ -209,7 +209,7 @@ class FileSource:
         if header is None:
             try:
                 row = json.loads(line)
-            except ValueError as e:
+            except (ValueError, RecursionError) as e:  # RecursionError: "[[[[..." nested too deep
                 return safely(_raise(f"malformed JSON line: {e}"), line, source=self.name)
             return self._normalize(row)
         try:

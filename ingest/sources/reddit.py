@@ -43,6 +43,7 @@ OAUTH_BASE_URL = "https://oauth.reddit.com"
 SITE = "https://www.reddit.com"
 _GONE = {"[deleted]", "[removed]"}
 _MORE_BATCH = 100
+_FLUSH_POSTS = 1000
 
 
 def _permalink(data: dict[str, Any], fallback: str) -> str:
@@ -132,6 +133,13 @@ def _listing_children(body: Any) -> tuple[list[Any], str | None]:
     if not isinstance(children, list):
         raise SourceError("Listing without children")
     return children, get_str(data, "after")
+
+
+def _flush(page: Page) -> Iterator[Batch]:
+    """Hand on a page grown past ``_FLUSH_POSTS`` (no cursor: the page is not finished)."""
+    if len(page.posts) >= _FLUSH_POSTS:
+        yield Batch(posts=page.posts, quarantined=page.quarantined)
+        page.posts, page.quarantined = [], []
 
 
 class RedditSource:
@@ -269,7 +277,7 @@ class RedditSource:
                     new_mark.advance(t, item.external_id)
                 post = page.add(item)
                 if post is not None and not post.parent_external_id:
-                    self._expand(post, page)
+                    yield from self._expand(post, page)
             if page:
                 yield Batch(
                     posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
@@ -278,8 +286,13 @@ class RedditSource:
                 return None
         return after
 
-    def _expand(self, post: NormalizedPost, page: Page) -> None:
-        """Add the comment tree of a submission, expanding ``more`` stubs up to ``more_limit``."""
+    def _expand(self, post: NormalizedPost, page: Page) -> Iterator[Batch]:
+        """Add the comment tree of a submission, expanding ``more`` stubs up to ``more_limit``.
+
+        A viral thread (tens of thousands of replies) is handed on in batches of ``_FLUSH_POSTS``
+        without a cursor, so memory stays bounded and classification starts before the thread
+        is read to its end; the listing's cursor moves only with the batch that ends its page.
+        """
         depth_limit, size_limit = self.config.thread_depth, self.config.thread_size
         if depth_limit <= 0 or size_limit <= 0 or not post.engagement.get("comments"):
             return
@@ -315,6 +328,7 @@ class RedditSource:
                 depth_of[item.external_id] = depth
             if page.add(item) is not None:
                 added += 1
+            yield from _flush(page)
             replies = data.get("replies")
             if isinstance(replies, dict):
                 kids = get_list(get_dict(replies, "data"), "children")
@@ -354,3 +368,4 @@ class RedditSource:
                     depth_of[item.external_id] = depth
                 if page.add(item) is not None:
                     added += 1
+                yield from _flush(page)

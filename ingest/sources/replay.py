@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,11 @@ def parse_line(obj: Any, *, source: str) -> NormalizedPost:
         external_id=str(obj["external_id"]),
         text=str(obj["text"]),
         created_at=_parse_time(obj["created_at"]),
-        engagement={str(k): int(v) for k, v in engagement.items() if isinstance(v, int | float)},
+        engagement={
+            str(k): int(v)
+            for k, v in engagement.items()
+            if isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+        },
         raw={k: v for k, v in obj.items() if k != "labels"},
         source=str(obj.get("source") or source),
         **extra,  # type: ignore[arg-type]
@@ -74,7 +79,8 @@ class ReplaySource:
                     continue
                 try:
                     batch.posts.append(parse_line(json.loads(line), source=self.name))
-                except (ValueError, TypeError) as e:
+                # OverflowError: an Infinity count; RecursionError: a line nested too deep.
+                except (ValueError, TypeError, OverflowError, RecursionError) as e:
                     batch.quarantined.append(
                         Quarantined(
                             source=self.name, reason=f"line {n}: {e}", payload=line[:100_000]

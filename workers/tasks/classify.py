@@ -8,11 +8,11 @@ from classify.loader import get_classifier
 from classify.store import classify_posts, pending_post_ids
 from core.db import session_scope
 from core.settings import get_settings
-from workers.app import celery_app
+from workers.app import DB_RETRY, celery_app
 from workers.enqueue import enqueue_classification, enqueue_rollups
 
 
-@celery_app.task(name="classify.posts", acks_late=True)
+@celery_app.task(name="classify.posts", acks_late=True, **DB_RETRY)
 def classify_posts_task(post_ids: list[int]) -> dict[str, Any]:
     """Classify these posts with the configured model (idempotent), then refresh rollups."""
     classifier = get_classifier()  # loaded once per worker process

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import Task
+
 from core.db import session_scope
 from core.errors import NotFound
 from core.logging import get_logger
 from core.models import utcnow
 from core.settings import get_settings
-from workers.app import celery_app
+from workers.app import DB_RETRY, celery_app
 from workers.enqueue import enqueue_classification
 
 log = get_logger(__name__)
 
 
-@celery_app.task(name="ingest.run_source", acks_late=True)
-def run_source_task(name: str) -> dict[str, Any]:
-    """Run the source ``name`` now unless it is backing off after failures."""
-    return run_source_now(name, respect_backoff=True)
+@celery_app.task(name="ingest.run_source", bind=True, acks_late=True, **DB_RETRY)
+def run_source_task(self: Task, name: str) -> dict[str, Any]:
+    """Run the source ``name`` now unless it is backing off after failures.
+
+    An unreachable database retries the run with backoff (nothing is fetched for good until a
+    batch and its cursor are committed); a retry ignores the source's own backoff.
+    """
+    return run_source_now(name, respect_backoff=self.request.retries == 0)
 
 
 def run_source_now(name: str, *, respect_backoff: bool = False) -> dict[str, Any]:

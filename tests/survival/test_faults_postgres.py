@@ -1,0 +1,92 @@
+"""Faults: PostgreSQL stopped for 30 seconds in the middle of an ingest run."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from email.message import Message
+
+import pytest
+
+from tests.survival.conftest import base_env, db_counts, free_port, wait_for
+
+pytestmark = [pytest.mark.survival, pytest.mark.faults]
+OUTAGE_S = 30
+
+
+def _get(url: str, key: str | None = None) -> tuple[int, Message, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_postgres_outage_under_ingest(tmp_path, pg_server, pg_url, redis_url, hn_feed, procs):
+    """Breaks: PostgreSQL stops (fast shutdown) for 30 s while a source is being ingested.
+
+    Expected: the ingest run fails on the database, retries with backoff and, once PostgreSQL is
+    back, resumes from its last committed cursor without anyone re-sending it; the API answers
+    503 with Retry-After (never 500) while the database is down; in the end every story the
+    source served (including those published during the outage) is stored once and classified once.
+    """
+    hn_feed.add(300)
+    hn_feed.delay = 0.25  # 15 pages of 20: a run lasts several seconds
+    port = free_port()
+    env = base_env(
+        tmp_path,
+        database_url=pg_url,
+        broker_url=redis_url,
+        UNDERTOW_SOURCES=json.dumps([hn_feed.source()]),
+        UNDERTOW_API_PORT=str(port),
+        UNDERTOW_CLASSIFY_BATCH_SIZE="20",
+    )
+    p = procs(env)
+    key = p.run("keys", "create", "--scope", "read", "--name", "faults").stdout.strip().split()[-1]
+    api = f"http://127.0.0.1:{port}"
+    p.start("api", "api")
+    p.start("worker", "worker", "--concurrency", "2")
+    wait_for(lambda: _get(f"{api}/readyz")[0] == 200, 60, "the API to be ready")
+    # What the scheduler does every interval: one message; nobody sends another below.
+    p.run("scheduler", "--run-job", "ingest.hn")
+    wait_for(lambda: len(db_counts(pg_url)["posts"]) >= 20, 60, "the first committed page")
+
+    pg_server.stop()
+    down_at = time.monotonic()
+    hn_feed.add(40)  # published while the database is down
+    for path in (
+        "/v1/posts?limit=5",
+        "/v1/trends/weekly?week=2026-W43",
+        "/v1/sources",
+        "/v1/alerts",
+    ):
+        status, headers, body = _get(api + path, key)
+        assert status == 503, (path, body[:500])
+        assert int(headers.get("Retry-After", "0")) > 0, (path, dict(headers))
+        assert json.loads(body)["status"] == 503
+    assert _get(f"{api}/readyz")[0] == 503
+    assert _get(f"{api}/healthz")[0] == 200
+    time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
+    pg_server.start()
+
+    wait_for(lambda: _get(f"{api}/v1/posts?limit=5", key)[0] == 200, 30, "the API to recover")
+    everything = {s["objectID"] for s in hn_feed.stories}
+
+    def all_classified() -> bool:
+        c = db_counts(pg_url)
+        return set(c["posts"]) == everything and len(c["per_post"]) == len(everything)
+
+    wait_for(all_classified, 90, "every story stored and classified", every=1.0)
+    counts = db_counts(pg_url)
+    assert everything <= hn_feed.served
+    assert set(counts["per_post"].values()) == {1}
+    retried = [
+        line
+        for line in p.log("worker").splitlines()
+        if "Task ingest.run_source[" in line and "Retry in" in line
+    ]
+    assert retried, "the ingest run never retried"
+    assert "api.unhandled" not in p.log("api")
