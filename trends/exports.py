@@ -9,6 +9,7 @@ and encoded in Python.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
@@ -181,6 +182,17 @@ def count_rows(*, engine: Engine, filters: ExportFilters) -> int:
         return int(conn.execute(base).scalar_one())
 
 
+def _put_unless_stopped(queue: Queue[tuple[str, Any]], stop: threading.Event, item: Any) -> bool:
+    """Hand an item to a bounded queue, waiting for room; False once the consumer has stopped."""
+    while not stop.is_set():
+        try:
+            queue.put(item, timeout=0.5)
+            return True
+        except Full:
+            continue
+    return False
+
+
 def prefetched(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Read the next pages in a thread while the caller encodes this one (at most ``depth`` ahead).
 
@@ -189,15 +201,7 @@ def prefetched(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     """
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.5)
-                return True
-            except Full:
-                continue
-        return False
+    put = functools.partial(_put_unless_stopped, queue, stop)
 
     def reader() -> None:
         try:
@@ -665,16 +669,7 @@ def pg_batches(
             f"ORDER BY q.created_at DESC, q.id DESC) TO STDOUT WITH ({options})"
         )
         queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-
-        def put(item: tuple[str, Any]) -> bool:
-            while not stop.is_set():
-                try:
-                    queue.put(item, timeout=0.5)
-                    return True
-                except Full:
-                    continue
-            return False
-
+        put = functools.partial(_put_unless_stopped, queue, stop)
         threading.Thread(
             target=_copy_page,
             kwargs={
