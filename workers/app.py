@@ -69,6 +69,8 @@ def make_celery(settings: Settings) -> Celery:
             "trends.*": {"queue": "default"},
         },
         worker_hijack_root_logger=False,
+        # Our structured log lines go to stdout with their own level; Celery would relabel them.
+        worker_redirect_stdouts_level="INFO",
         timezone="UTC",
     )
     return app

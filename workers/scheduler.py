@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,8 @@ class JobSpec:
     every_s: int
     args: tuple[Any, ...] = field(default_factory=tuple)
     run_at_start: bool = False
+    # Run once this many seconds after start, then every ``every_s`` (None: first run after one period).
+    first_after_s: int | None = None
     # A crontab line in Settings.timezone (for calendar jobs); ``every_s`` is then its period.
     cron: str | None = None
 
@@ -39,8 +41,15 @@ def job_table(settings: Settings) -> list[JobSpec]:
     jobs = [
         JobSpec("classify.sweep", "classify.sweep", settings.sweep_interval_s, run_at_start=True),
         JobSpec("trends.refresh_rollups", "trends.refresh_rollups", settings.rollup_interval_s),
-        # Detection refreshes the dirty rollups itself first, so it always reads fresh counts.
-        JobSpec("alerts.detect", "alerts.detect", settings.alerts.detect_interval_s),
+        # Detection refreshes the dirty rollups itself first, so it always reads fresh counts. Its
+        # first run comes soon after start (once the start-up sweep's work is classified), so a
+        # replayed or backfilled history shows its incidents without waiting a whole period.
+        JobSpec(
+            "alerts.detect",
+            "alerts.detect",
+            settings.alerts.detect_interval_s,
+            first_after_s=min(settings.alerts.detect_interval_s, 120),
+        ),
         JobSpec("reports.weekly", "reports.weekly", 7 * 86400, cron="0 8 * * mon"),
     ]
     if settings.retention_days:
@@ -77,7 +86,11 @@ def build_scheduler(settings: Settings) -> BackgroundScheduler:
     now = datetime.now(UTC)
     for job in job_table(settings):
         # next_run_time=None would add the job paused (APScheduler 3): pass it only to run now.
-        start = {"next_run_time": now} if job.run_at_start else {}
+        start: dict[str, Any] = {}
+        if job.run_at_start:
+            start["next_run_time"] = now
+        elif job.first_after_s is not None:
+            start["next_run_time"] = now + timedelta(seconds=job.first_after_s)
         trigger = (
             CronTrigger.from_crontab(job.cron, timezone=ZoneInfo(settings.timezone))
             if job.cron

@@ -44,6 +44,10 @@ def test_job_table_and_options():
         assert all(job.next_run_time is not None for job in sched.get_jobs())
         weekly = sched.get_job("reports.weekly")
         assert weekly.next_run_time.weekday() == 0 and weekly.next_run_time.hour == 8
+        # Detection first runs two minutes after start, not one 15-minute period later.
+        detect = sched.get_job("alerts.detect").next_run_time
+        rollups = sched.get_job("trends.refresh_rollups").next_run_time
+        assert 100 <= (detect - rollups).total_seconds() + settings.rollup_interval_s <= 140
     finally:
         sched.shutdown(wait=False)
 
