@@ -11,6 +11,7 @@ from api.routes import metrics as metrics_routes
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.taxonomy import load_taxonomy
+from trends.exports import ExportSlots
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.taxonomy = load_taxonomy(settings.taxonomy_path)
     app.state.limiter = make_limiter(settings)
+    app.state.export_slots = ExportSlots(settings.max_concurrent_exports)
     errors.install(app)
     metrics.install(app)
     app.include_router(health.router)

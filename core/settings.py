@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_user_agent: str = "undertow/0.1 (+https://github.com/undertow-project/undertow)"
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # Exports streamed at once per API process (each holds database connections while it runs);
+    # one more gets 503 with Retry-After instead of starving the pool.
+    max_concurrent_exports: int = Field(default=3, ge=1, le=20)
     sources: list[SourceConfig] = Field(default_factory=default_sources)
     # Credentials that switch on the default Bluesky and X sources.
     bluesky_identifier: str = ""

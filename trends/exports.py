@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, Unavailable
 from core.models import Classification, Label, Post, utcnow
 from core.taxonomy import Taxonomy
 from trends.posts import after_cursor, filtered_query, validate_filters
@@ -843,6 +843,54 @@ def _pg_stream(
     finally:
         writer.close()
     yield sink.drain()
+
+
+class ExportSlots:
+    """At most ``n`` exports streaming at once; a slot is held until its stream ends or closes."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._sem = threading.BoundedSemaphore(n)
+
+    def guard(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """Take a slot for ``chunks`` now, or raise ``Unavailable`` (503, Retry-After)."""
+        if not self._sem.acquire(blocking=False):
+            raise Unavailable(
+                f"{self.n} exports are already running; try again shortly", retry_after=10
+            )
+        return _SlotStream(chunks, self._sem)
+
+
+class _SlotStream:
+    """An export's chunks that give their slot back when exhausted, failed, closed or dropped
+    (a generator that never started would not run a ``finally``)."""
+
+    def __init__(self, chunks: Iterator[bytes], sem: threading.BoundedSemaphore) -> None:
+        self._chunks = chunks
+        self._sem: threading.BoundedSemaphore | None = sem
+
+    def __iter__(self) -> _SlotStream:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        sem, self._sem = self._sem, None
+        if sem is not None:
+            close = getattr(self._chunks, "close", None)
+            try:
+                if close is not None:
+                    close()
+            finally:
+                sem.release()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def stream_export(

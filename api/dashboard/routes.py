@@ -586,12 +586,14 @@ def export_download(
         since=_when(since, "since"),
         until=_when(until, "until"),
     )
-    body = stream_export(
-        engine=get_engine(_settings(request)),
-        taxonomy=_tax(request),
-        fmt=format,
-        filters=filters,
-        with_handle=handles,
+    body = request.app.state.export_slots.guard(
+        stream_export(
+            engine=get_engine(_settings(request)),
+            taxonomy=_tax(request),
+            fmt=format,
+            filters=filters,
+            with_handle=handles,
+        )
     )
     name = export_filename(format, filters)
     return StreamingResponse(

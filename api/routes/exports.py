@@ -46,12 +46,14 @@ def export(
     filters = ExportFilters(
         theme=theme, product=product, platform=platform, since=since, until=until
     )
-    chunks = stream_export(
-        engine=get_engine(request.app.state.settings),
-        taxonomy=request.app.state.taxonomy,
-        fmt=format,
-        filters=filters,
-        with_handle=include_handles,
+    chunks = request.app.state.export_slots.guard(
+        stream_export(
+            engine=get_engine(request.app.state.settings),
+            taxonomy=request.app.state.taxonomy,
+            fmt=format,
+            filters=filters,
+            with_handle=include_handles,
+        )
     )
     name = export_filename(format, filters)
     return StreamingResponse(

@@ -339,3 +339,20 @@ def test_redis_rate_limit_is_shared_between_app_instances(settings, session):
         assert codes[:4] == [200] * 4 and codes[4:] == [429, 429]
         r = b.get("/v1/themes", headers=auth(key))
         assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60
+
+
+def test_exports_beyond_the_concurrent_limit_get_503_with_retry_after(api):
+    """A held slot per allowed export: the next one is refused cleanly, then served again."""
+    slots = api.app.state.export_slots
+    held = [slots.guard(iter([b"x"])) for _ in range(slots.n)]
+    r = api.get("/v1/exports?format=csv", headers=auth(api.keys["export"]))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "10"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "exports are already running" in r.json()["detail"]
+    # A stream gives its slot back when it ends, and when it is dropped without being read.
+    assert list(held.pop()) == [b"x"]
+    held.clear()
+    for fmt in ("csv", "jsonl"):
+        ok = api.get(f"/v1/exports?format={fmt}", headers=auth(api.keys["export"]))
+        assert ok.status_code == 200 and ok.content
+    assert all(slots.guard(iter([])) is not None for _ in range(slots.n))
