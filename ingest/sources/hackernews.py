@@ -120,6 +120,13 @@ def normalize_hit(
     )
 
 
+def _is_watch(entry: dict[str, Any]) -> bool:
+    newest = entry.get("newest")
+    return isinstance(entry.get("t"), int | float) and (
+        newest is None or isinstance(newest, int | float)
+    )
+
+
 def _is_range(gap: dict[str, Any]) -> bool:
     return isinstance(gap.get("from"), int | float) and isinstance(gap.get("until"), int | float)
 
@@ -145,6 +152,12 @@ class HackerNewsSource:
         self.http = Http(client, source=config.name, sleep=sleep)
         self.hits_per_page = int(config.options.get("hits_per_page", 100))
         self.expand_comments = bool(config.options.get("expand_comments", True))
+        # Stories seen in the last `watch_hours` have their trees read again each run for new
+        # replies (at most `watch_threads` of them, newest first): a thread keeps growing after
+        # its story was found, and most of its replies never match a search query.
+        self.watch_hours = float(config.options.get("watch_hours", 24))
+        self.watch_threads = int(config.options.get("watch_threads", 30))
+        self._watch: dict[str, dict[str, Any]] = {}
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
         """One batch per result page, each with the replies its hits have.
@@ -161,6 +174,13 @@ class HackerNewsSource:
         if not isinstance(backlog, dict):
             backlog = state["backlog"] = {}
         seen: set[str] = set()
+        threads = state.get("threads")
+        self._watch = {
+            k: dict(v)
+            for k, v in (threads.items() if isinstance(threads, dict) else ())
+            if isinstance(v, dict) and _is_watch(v)
+        }
+        expanded_before = set(self._watch)
         for query in self.config.queries or [""]:
             for tag in ("story", "comment"):
                 key = f"{tag}:{query}"
@@ -197,6 +217,10 @@ class HackerNewsSource:
             if new_mark.state() is not None and new_mark.state() != since_all.get(query):
                 since_all[query] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
+        # Threads first found in this run were read just now; older ones are read again.
+        expanded_now = set(self._watch) - expanded_before
+        yield from self._revisit(state, seen, expanded_now)
+        yield Batch(cursor=cursor_snapshot(state))
 
     def _pages(
         self,
@@ -250,30 +274,77 @@ class HackerNewsSource:
         """Add the replies under a hit, breadth first, up to thread_depth and thread_size."""
         if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
             return
-        if is_story and not post.engagement.get("comments"):
+        if is_story:
+            watched = self._watch.setdefault(
+                post.external_id,
+                {"t": int(post.created_at.timestamp()), "newest": None, "query": post.query},
+            )
+            if not post.engagement.get("comments"):
+                return
+            watched["newest"] = self._replies(post.external_id, post.query, page, since=None)
             return
-        if not is_story and not self.expand_comments:
-            return
+        if self.expand_comments:
+            self._replies(post.external_id, post.query, page, since=None)
+
+    def _replies(
+        self, item_id: str, query: str | None, page: Page, *, since: int | None
+    ) -> int | None:
+        """Add the replies under an item newer than ``since``; the newest reply time in its tree."""
         try:
-            tree = self.http.get_json(f"{self.base_url}/api/v1/items/{post.external_id}")
+            tree = self.http.get_json(f"{self.base_url}/api/v1/items/{item_id}")
         except SourceError as e:
             if e.status == 404:
-                return
+                return since
             raise
         if not isinstance(tree, dict):
             raise SourceError("items response is not an object")
+        newest = since
         level: list[Any] = get_list(tree, "children")
         added = 0
         for _depth in range(self.config.thread_depth):
             next_level: list[Any] = []
             for child in level:
                 if added >= self.config.thread_size:
-                    return
-                item = normalize_item(child, source=self.name, query=post.query)
-                if page.add(item) is not None:
-                    added += 1
+                    return newest
+                t = get_int(child, "created_at_i") if isinstance(child, dict) else None
+                if t is None or since is None or t > since:
+                    item = normalize_item(child, source=self.name, query=query)
+                    if page.add(item) is not None:
+                        added += 1
+                if t is not None and (newest is None or t > newest):
+                    newest = t
                 if isinstance(child, dict):
                     next_level.extend(get_list(child, "children"))
             level = next_level
             if not level:
-                return
+                break
+        return newest
+
+    def _revisit(
+        self, state: dict[str, Any], seen: set[str], expanded: set[str]
+    ) -> Iterator[Batch]:
+        """Read the watched threads again for replies newer than the last ones stored."""
+        horizon = utc_now().timestamp() - self.watch_hours * 3600
+        keep = sorted(
+            ((k, v) for k, v in self._watch.items() if _is_watch(v) and v["t"] >= horizon),
+            key=lambda kv: kv[1]["t"],
+            reverse=True,
+        )[: self.watch_threads]
+        self._watch = dict(keep)
+        state.pop("threads", None)
+        if self._watch:
+            state["threads"] = copy.deepcopy(self._watch)
+        if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
+            return
+        for story_id, watched in keep:
+            if story_id in expanded:
+                continue
+            page = Page(source=self.name, seen=seen)
+            watched["newest"] = self._replies(
+                story_id, watched.get("query"), page, since=watched.get("newest")
+            )
+            state["threads"] = copy.deepcopy(self._watch)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )

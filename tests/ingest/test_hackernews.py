@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -175,3 +175,54 @@ def test_a_burst_beyond_max_pages_is_read_by_the_next_run(api, client, sleeps, m
     assert sorted(p.external_id for p in second.posts) == ["5000", "5001", "5002"]
     assert "backlog" not in second.cursor
     assert second.cursor["since"][""]["t"] == float(times[5])
+
+
+def test_watched_threads_are_read_again_for_new_replies(api, client, sleeps, monkeypatch):
+    """Replies that arrive after a story was found are collected by later runs, for a while."""
+    from ingest.sources import hackernews
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    freeze_now(monkeypatch, hackernews, now)
+    t = int(now.timestamp()) - 3600
+    template = load_recorded("hn_algolia/search_by_date_story.json")["hits"][0]
+    story = {**template, "objectID": "7000", "created_at_i": t, "num_comments": 1}
+    story["created_at"] = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def node(i: int, dt: int, kids: list[dict[str, Any]] | None = None, parent: int = 7000) -> Any:
+        when = datetime.fromtimestamp(t + dt, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return {
+            "id": i,
+            "created_at": when,
+            "created_at_i": t + dt,
+            "type": "comment",
+            "author": f"user{i}",
+            "text": f"reply {i}",
+            "parent_id": parent,
+            "story_id": 7000,
+            "children": kids or [],
+        }
+
+    tree = {"id": 7000, "created_at_i": t, "type": "story", "title": "A story", "children": []}
+    first = {**tree, "children": [node(7001, 60)]}
+    later = {**tree, "children": [node(7001, 60, [node(7002, 120, parent=7001)]), node(7003, 180)]}
+    api.add("/api/v1/items/7000", as_json(first), as_json(later))
+    api.add(SEARCH, as_json({"hits": [], "nbPages": 0}), numericFilters=f"created_at_i>={t}")
+    api.add(SEARCH, as_json({"hits": [story], "nbPages": 1}), tags="(story)")
+    api.add(SEARCH, as_json({"hits": [], "nbPages": 0}), tags="(comment)")
+    cfg = config("hackernews", api.url, queries=[""], thread_depth=3, backfill_hours=24)
+
+    run1 = drain(build_source(cfg, client=client, sleep=sleeps))
+    assert sorted(run1.by_id()) == ["7000", "7001"]
+    assert run1.cursor["threads"]["7000"]["newest"] == t + 60
+
+    run2 = drain(build_source(cfg, client=client, sleep=sleeps), run1.cursor)
+    assert sorted(run2.by_id()) == ["7002", "7003"]
+    assert run2.by_id()["7002"].parent_external_id == "7001"
+    assert run2.cursor["threads"]["7000"]["newest"] == t + 180
+
+    # A day later the thread is no longer watched: no more requests for it.
+    freeze_now(monkeypatch, hackernews, now + timedelta(hours=25))
+    n_items = len(api.requests_to("/api/v1/items/7000"))
+    run3 = drain(build_source(cfg, client=client, sleep=sleeps), run2.cursor)
+    assert run3.posts == [] and "threads" not in run3.cursor
+    assert len(api.requests_to("/api/v1/items/7000")) == n_items == 2
