@@ -181,6 +181,14 @@ def safely(
         return quarantine(source=source, reason=f"unexpected {type(e).__name__}: {e}", payload=raw)
 
 
+def cursor_section(state: dict[str, Any], key: str) -> dict[str, Any]:
+    """The dict under ``key`` of a cursor, made (or replaced, if a stored cursor is malformed)."""
+    section = state.setdefault(key, {})
+    if not isinstance(section, dict):
+        section = state[key] = {}
+    return section
+
+
 def cursor_snapshot(state: dict[str, Any]) -> dict[str, Any]:
     """A copy of a cursor to hand out, without an empty ``backlog`` (ranges a run left unread)."""
     out = copy.deepcopy(state)

@@ -24,6 +24,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_section,
     cursor_snapshot,
     engagement,
     get_dict,
@@ -234,12 +235,8 @@ class BlueskySource:
         mark in the cursor's ``backlog``; the next run finishes it first, so nothing is skipped.
         """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        marks = state.setdefault("since", {})
-        if not isinstance(marks, dict):
-            marks = state["since"] = {}
-        backlog = state.setdefault("backlog", {})
-        if not isinstance(backlog, dict):
-            backlog = state["backlog"] = {}
+        marks = cursor_section(state, "since")
+        backlog = cursor_section(state, "backlog")
         seen: set[str] = set()
         for query in self.config.queries:
             gap = backlog.pop(query, None)

@@ -21,6 +21,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_section,
     cursor_snapshot,
     engagement,
     get_int,
@@ -167,12 +168,8 @@ class HackerNewsSource:
         run, so a burst larger than one run's pages is delayed, never skipped.
         """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        since_all = state.setdefault("since", {})
-        if not isinstance(since_all, dict):
-            since_all = state["since"] = {}
-        backlog = state.setdefault("backlog", {})
-        if not isinstance(backlog, dict):
-            backlog = state["backlog"] = {}
+        since_all = cursor_section(state, "since")
+        backlog = cursor_section(state, "backlog")
         seen: set[str] = set()
         threads = state.get("threads")
         self._watch = {

@@ -25,6 +25,7 @@ from ingest.normalize import (
     ItemError,
     Page,
     as_dict,
+    cursor_section,
     cursor_snapshot,
     engagement,
     get_dict,
@@ -149,12 +150,8 @@ class MastodonSource:
         larger than one run is delayed, never skipped.
         """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        marks = state.setdefault("since_id", {})
-        if not isinstance(marks, dict):
-            marks = state["since_id"] = {}
-        backlog = state.setdefault("backlog", {})
-        if not isinstance(backlog, dict):
-            backlog = state["backlog"] = {}
+        marks = cursor_section(state, "since_id")
+        backlog = cursor_section(state, "backlog")
         cutoff = utc_now() - timedelta(hours=self.config.backfill_hours)
         seen: set[str] = set()
         for instance in self.instances:

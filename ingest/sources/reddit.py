@@ -25,6 +25,7 @@ from ingest.normalize import (
     Page,
     Watermark,
     as_dict,
+    cursor_section,
     cursor_snapshot,
     engagement,
     get_dict,
@@ -216,12 +217,8 @@ class RedditSource:
         so a burst larger than one run is delayed, never skipped.
         """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        marks = state.setdefault("listings", {})
-        if not isinstance(marks, dict):
-            marks = state["listings"] = {}
-        backlog = state.setdefault("backlog", {})
-        if not isinstance(backlog, dict):
-            backlog = state["backlog"] = {}
+        marks = cursor_section(state, "listings")
+        backlog = cursor_section(state, "backlog")
         cutoff = (utc_now() - timedelta(hours=self.config.backfill_hours)).timestamp()
         seen: set[str] = set()
         for key, path, params, query in self._listings():

@@ -21,7 +21,7 @@ import httpx
 from core.settings import SourceConfig
 from ingest.base import Batch, NormalizedPost, Quarantined
 from ingest.http import Http, SleepFn, SourceError
-from ingest.normalize import ItemError, Page, parse_time, post_version, safely
+from ingest.normalize import ItemError, Page, cursor_section, parse_time, post_version, safely
 from ingest.text import clean_text, html_to_text
 
 PLATFORM = "rss"
@@ -163,9 +163,7 @@ class RssSource:
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
         """One batch per changed feed."""
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        feeds_state = state.setdefault("feeds", {})
-        if not isinstance(feeds_state, dict):
-            feeds_state = state["feeds"] = {}
+        feeds_state = cursor_section(state, "feeds")
         seen_run: set[str] = set()
         for feed in self.feeds:
             prior = feeds_state.get(feed)

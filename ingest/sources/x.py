@@ -24,6 +24,7 @@ from ingest.normalize import (
     ItemError,
     Page,
     as_dict,
+    cursor_section,
     cursor_snapshot,
     engagement,
     get_dict,
@@ -213,12 +214,8 @@ class XSource:
         the cursor's ``backlog``; the next run finishes it first, so nothing is skipped.
         """
         state: dict[str, Any] = copy.deepcopy(cursor) if isinstance(cursor, dict) else {}
-        marks = state.setdefault("since_id", {})
-        if not isinstance(marks, dict):
-            marks = state["since_id"] = {}
-        backlog = state.setdefault("backlog", {})
-        if not isinstance(backlog, dict):
-            backlog = state["backlog"] = {}
+        marks = cursor_section(state, "since_id")
+        backlog = cursor_section(state, "backlog")
         seen: set[str] = set()
         self._conversations = 0
         for query in self.config.queries:
