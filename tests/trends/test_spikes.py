@@ -93,6 +93,44 @@ def test_nine_x_burst_always_alerts(seed, level):
     assert alert.window_buckets in (1, 3, 6, 24)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_persistence_arm_lifts_a_sustained_burst_and_not_a_single_spike(seed):
+    # Real volumes wander (autocorrelated level noise), so a 3-hour sum is barely less
+    # dispersed than one hour and a 4x rise for 3 hours scores below one 12x hour; three
+    # consecutive high hours are what the persistence arm scores, one huge hour gains nothing.
+    rng = np.random.default_rng(seed)
+    n = 24 * 42
+    wander = np.zeros(n)
+    steps = rng.normal(0.0, 0.1, n)
+    for t in range(1, n):
+        wander[t] = 0.9 * wander[t - 1] + steps[t]
+    y = rng.poisson(seasonal_mean(n, 200.0) * np.exp(wander)).astype(float)
+    spikes = [24 * 30 + 13, 24 * 33 + 2, 24 * 36 + 20]
+    y[spikes] *= 12
+    burst = 24 * 39 + 10
+    y[burst : burst + 3] *= 4
+    on = Detector(DetectorParams()).run(hours(n), y)
+    off = Detector(DetectorParams(persist_windows=())).run(hours(n), y)
+    assert [on[i].score for i in spikes] == [off[i].score for i in spikes]
+    best = max(range(burst, burst + 3), key=lambda i: on[i].score)
+    assert on[best].window_buckets == 3
+    assert on[best].score > 1.5 * max(off[i].score for i in range(burst, burst + 3))
+
+
+def test_huge_spikes_keep_distinct_finite_scores():
+    # Tail probabilities below 1e-308 used to underflow and tie at the score cap, so the
+    # budget could not rank the largest incidents of a series.
+    rng = np.random.default_rng(3)
+    n = 24 * 28
+    scores = []
+    for size in (4000.0, 8000.0):
+        y = rng.poisson(25.0, n).astype(float)
+        y[n - 1] = size
+        scores.append(Detector(DetectorParams()).run(hours(n), y)[-1].score)
+    assert all(math.isfinite(s) and 300.0 < s < 1e4 for s in scores), scores
+    assert scores[1] > scores[0]
+
+
 def test_weekly_pattern_does_not_alert_every_monday():
     rng = np.random.default_rng(7)
     n = 24 * 7 * 10
