@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator
 from sqlmodel import Session
 
 from core.db import get_engine
+from core.errors import Forbidden
 from core.keys import authenticate, require
 from core.models import ApiKey
 
@@ -64,6 +65,16 @@ def require_scope(scope: str) -> Callable[..., ApiKey]:
 def is_admin(key: ApiKey) -> bool:
     """Whether ``key`` holds the admin scope (author handles, keys, rules)."""
     return "admin" in key.scopes
+
+
+IncludeHandles = Annotated[bool, Query(description="Add author handles; admin keys only.")]
+
+
+def allow_handles(key: ApiKey, asked: bool) -> bool:
+    """Whether to add author handles: ``asked``, or Forbidden when ``key`` is not an admin key."""
+    if asked and not is_admin(key):
+        raise Forbidden("author handles need an admin key", param="include_handles")
+    return asked
 
 
 ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api.dashboard.auth import (
     LOGIN_COOKIE,
@@ -22,8 +23,8 @@ from api.dashboard.auth import (
 )
 from api.dashboard.render import page
 from api.deps import PLATFORM, SessionDep
+from api.downloads import export_response
 from classify.review import correct_labels
-from core.db import get_engine
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from core.keys import authenticate
 from core.settings import Settings
@@ -32,7 +33,7 @@ from ingest.pipeline import source_status
 from trends import charts, overview, report
 from trends.alerts import acknowledge_alert, alert_detail, list_alerts, resolve_alert
 from trends.compare import release_comparison, release_view
-from trends.exports import FORMATS, MEDIA_TYPES, ExportFilters, export_filename, stream_export
+from trends.exports import FORMATS, ExportFilters
 from trends.posts import get_post, list_posts
 from trends.releases import list_releases
 from trends.rollups import recompute_bucket
@@ -76,11 +77,40 @@ def _when(v: str | None, param: str) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def _week(session: SessionDep, week: str | None) -> str:
-    if week:
-        parse_week(week)
-        return week
-    return overview.latest_week(session=session)
+@dataclass(frozen=True)
+class WeekFilters:
+    """What a weekly page asks for: the week (None: the newest with data), product, platform."""
+
+    week: str | None
+    product: str | None
+    platform: str | None
+
+    def span(self, session: SessionDep) -> tuple[str, datetime, datetime]:
+        """The week shown, its first instant and the first instant after it."""
+        week = self.week or overview.latest_week(session=session)
+        start = parse_week(week)
+        return week, start, start + timedelta(days=7)
+
+    def nav(self, week: str) -> dict[str, Any]:
+        """What the page's week links carry: the week, the weeks around it and the filters."""
+        return {
+            "week": week,
+            "prev_week": overview.shift_week(week, -1),
+            "next_week": overview.shift_week(week, 1),
+            "product": self.product,
+            "platform": self.platform,
+        }
+
+
+def _week_filters(
+    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$")] = None,
+    product: Opt = None,
+    platform: Opt = None,
+) -> WeekFilters:
+    return WeekFilters(week=week, product=_blank(product), platform=_blank(platform))
+
+
+WeekFiltersDep = Annotated[WeekFilters, Depends(_week_filters)]
 
 
 @router.get("/")
@@ -151,37 +181,17 @@ def overview_page(
     request: Request,
     session: SessionDep,
     user: UserDep,
-    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$")] = None,
-    product: Opt = None,
-    platform: Opt = None,
+    filters: WeekFiltersDep,
 ) -> Response:
     """This week against last week per theme, the stacked series, breakdowns, alerts, coverage."""
     taxonomy = _tax(request)
-    week = _week(session, week)
-    product, platform = _blank(product), _blank(platform)
-    start = parse_week(week)
-    end = start + timedelta(days=7)
+    week, start, end = filters.span(session)
+    product, platform = filters.product, filters.platform
     summary = weekly_summary(
         session=session, taxonomy=taxonomy, week=week, product=product, platform=platform
     )
-    weekly = series(
-        session=session,
-        taxonomy=taxonomy,
-        product=product,
-        platform=platform,
-        granularity="week",
-        start=end - timedelta(weeks=8),
-        end=end,
-    )
-    daily = series(
-        session=session,
-        taxonomy=taxonomy,
-        product=product,
-        platform=platform,
-        granularity="day",
-        start=end - timedelta(weeks=8),
-        end=end,
-    )
+    weekly = _eight_weeks(session, taxonomy, filters, end=end, granularity="week")
+    daily = _eight_weeks(session, taxonomy, filters, end=end, granularity="day")
     colors = charts.theme_colors(taxonomy.theme_keys)
     labels = {t.key: t.label for t in taxonomy.themes}
     sparks = {
@@ -211,11 +221,7 @@ def overview_page(
         request,
         "overview.html",
         user=user,
-        week=week,
-        prev_week=overview.shift_week(week, -1),
-        next_week=overview.shift_week(week, 1),
-        product=product,
-        platform=platform,
+        **filters.nav(week),
         summary=summary,
         sparks=sparks,
         stacked=stacked,
@@ -231,6 +237,28 @@ def overview_page(
         ).svg(),
         alerts=_unresolved(session),
         coverage=overview.coverage(session=session, start=start, end=end),
+    )
+
+
+def _eight_weeks(
+    session: SessionDep,
+    taxonomy: Taxonomy,
+    filters: WeekFilters,
+    *,
+    end: datetime,
+    granularity: str,
+    themes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The series the pages chart: the eight weeks up to ``end``, with the page's filters."""
+    return series(
+        session=session,
+        taxonomy=taxonomy,
+        themes=themes,
+        product=filters.product,
+        platform=filters.platform,
+        granularity=granularity,
+        start=end - timedelta(weeks=8),
+        end=end,
     )
 
 
@@ -269,31 +297,17 @@ def theme_page(
     session: SessionDep,
     user: UserDep,
     theme: str,
-    week: Annotated[str | None, Query(pattern=r"^\d{4}-W\d{2}$")] = None,
-    product: Opt = None,
-    platform: Opt = None,
+    filters: WeekFiltersDep,
 ) -> Response:
     """One theme: daily series with alert, release and model-version markers; top examples."""
     taxonomy = _tax(request)
     if theme not in taxonomy.theme_keys:
         raise NotFound(f"no theme {theme!r}")
-    week = _week(session, week)
-    product, platform = _blank(product), _blank(platform)
-    start = parse_week(week)
-    end = start + timedelta(days=7)
-    data = series(
-        session=session,
-        taxonomy=taxonomy,
-        themes=[theme],
-        product=product,
-        platform=platform,
-        granularity="day",
-        start=end - timedelta(weeks=8),
-        end=end,
-    )
+    week, start, end = filters.span(session)
+    data = _eight_weeks(session, taxonomy, filters, end=end, granularity="day", themes=[theme])
     days = [p["start"][:10] for p in data["points"]]
     index = {d: i for i, d in enumerate(days)}
-    markers = _release_markers(session, days, product)
+    markers = _release_markers(session, days, filters.product)
     alerts = _alerts_between(session, end - timedelta(weeks=8), end, theme)
     for a in alerts:
         i = index.get(a["opened_at"][:10])
@@ -320,18 +334,19 @@ def theme_page(
         label=f"{taxonomy.theme(theme).label}: share of posts per day (%)",
     ).svg()
     examples = overview.top_examples(
-        session=session, taxonomy=taxonomy, theme=theme, start=start, end=end, product=product
+        session=session,
+        taxonomy=taxonomy,
+        theme=theme,
+        start=start,
+        end=end,
+        product=filters.product,
     )
     return page(
         request,
         "theme.html",
         user=user,
         theme=taxonomy.theme(theme),
-        week=week,
-        prev_week=overview.shift_week(week, -1),
-        next_week=overview.shift_week(week, 1),
-        product=product,
-        platform=platform,
+        **filters.nav(week),
         chart=chart,
         share_chart=share,
         markers=markers,
@@ -586,21 +601,7 @@ def export_download(
         since=_when(since, "since"),
         until=_when(until, "until"),
     )
-    body = request.app.state.export_slots.guard(
-        stream_export(
-            engine=get_engine(_settings(request)),
-            taxonomy=_tax(request),
-            fmt=format,
-            filters=filters,
-            with_handle=handles,
-        )
-    )
-    name = export_filename(format, filters)
-    return StreamingResponse(
-        body,
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return export_response(request, fmt=format, filters=filters, with_handle=handles)
 
 
 @ui.get("/reports")

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import RowId, SessionDep, UTCTime, is_admin, require_scope
+from api.deps import ReadKey, RowId, SessionDep, UTCTime, is_admin, require_scope
 from api.errors import PROBLEM_RESPONSES
 from core.models import ApiKey
 from trends.alerts import (
@@ -26,7 +26,6 @@ from trends.alerts import (
 )
 
 router = APIRouter(tags=["alerts"], responses=PROBLEM_RESPONSES)
-ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
 AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]
 # Triage is a correction of the record, like a label: the `label` scope (or admin) may do it.
 TriageKey = Annotated[ApiKey, Depends(require_scope("label"))]

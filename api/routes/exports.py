@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import PLATFORM, UTCTime, is_admin, require_scope
+from api.deps import PLATFORM, IncludeHandles, UTCTime, allow_handles, require_scope
+from api.downloads import export_response
 from api.errors import PROBLEM_RESPONSES
-from core.db import get_engine
-from core.errors import Forbidden
 from core.models import ApiKey
-from trends.exports import MEDIA_TYPES, ExportFilters, export_filename, stream_export
+from trends.exports import MEDIA_TYPES, ExportFilters
 
 router = APIRouter(prefix="/v1", tags=["exports"], responses=PROBLEM_RESPONSES)
 
@@ -36,32 +35,17 @@ def export(
     platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
     since: UTCTime | None = None,
     until: UTCTime | None = None,
-    include_handles: Annotated[
-        bool, Query(description="Add author handles; admin keys only.")
-    ] = False,
+    include_handles: IncludeHandles = False,
 ) -> StreamingResponse:
     """Posts with themes, scores, model version, human overrides and pseudonymous authors."""
-    if include_handles and not is_admin(key):
-        raise Forbidden("author handles need an admin key", param="include_handles")
+    with_handle = allow_handles(key, include_handles)
     filters = ExportFilters(
         theme=theme, product=product, platform=platform, since=since, until=until
     )
-    chunks = request.app.state.export_slots.guard(
-        stream_export(
-            engine=get_engine(request.app.state.settings),
-            taxonomy=request.app.state.taxonomy,
-            fmt=format,
-            filters=filters,
-            with_handle=include_handles,
-        )
-    )
-    name = export_filename(format, filters)
-    return StreamingResponse(
-        chunks,
-        media_type=MEDIA_TYPES[format],
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store",
-        },
+    return export_response(
+        request,
+        fmt=format,
+        filters=filters,
+        with_handle=with_handle,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
     )

@@ -7,23 +7,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import PLATFORM, RowId, SessionDep, UTCTime, is_admin, require_scope
+from api.deps import (
+    PLATFORM,
+    IncludeHandles,
+    ReadKey,
+    RowId,
+    SessionDep,
+    UTCTime,
+    allow_handles,
+    require_scope,
+)
 from api.errors import PROBLEM_RESPONSES
 from classify.review import correct_labels, label_view
-from core.errors import Forbidden
 from core.models import ApiKey
 from trends.posts import get_post, list_posts
 from trends.rollups import recompute_bucket
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"], responses=PROBLEM_RESPONSES)
-ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
-HANDLES = Query(description="Add author handles; admin keys only.")
-
-
-def _handles(key: ApiKey, asked: bool) -> bool:
-    if asked and not is_admin(key):
-        raise Forbidden("author handles need an admin key", param="include_handles")
-    return asked
 
 
 @router.get("")
@@ -38,7 +38,7 @@ def posts(
     until: UTCTime | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    include_handles: Annotated[bool, HANDLES] = False,
+    include_handles: IncludeHandles = False,
 ) -> dict[str, Any]:
     """Posts newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     return list_posts(
@@ -51,7 +51,7 @@ def posts(
         until=until,
         cursor=cursor,
         limit=limit,
-        with_handle=_handles(key, include_handles),
+        with_handle=allow_handles(key, include_handles),
     )
 
 
@@ -60,10 +60,12 @@ def post(
     session: SessionDep,
     key: ReadKey,
     post_id: RowId,
-    include_handles: Annotated[bool, HANDLES] = False,
+    include_handles: IncludeHandles = False,
 ) -> dict[str, Any]:
     """One post with its thread."""
-    return get_post(session=session, post_id=post_id, with_handle=_handles(key, include_handles))
+    return get_post(
+        session=session, post_id=post_id, with_handle=allow_handles(key, include_handles)
+    )
 
 
 class LabelIn(BaseModel):

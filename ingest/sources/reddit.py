@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -134,6 +135,15 @@ def _listing_children(body: Any) -> tuple[list[Any], str | None]:
     if not isinstance(children, list):
         raise SourceError("Listing without children")
     return children, get_str(data, "after")
+
+
+@dataclass
+class _Tree:
+    """A comment tree being read: each comment's depth, ``more`` ids still to ask for, posts added."""
+
+    depth_of: dict[str, int]
+    stubs: list[str] = field(default_factory=list)
+    added: int = 0
 
 
 def _flush(page: Page) -> Iterator[Batch]:
@@ -306,33 +316,20 @@ class RedditSource:
         if not isinstance(body, list) or len(body) < 2:
             raise SourceError("comments response is not [post, comments]")
         comments, _ = _listing_children(body[1])
-        added = 0
-        depth_of: dict[str, int] = {post.external_id: 0}
-        stubs: list[str] = []
+        tree = _Tree(depth_of={post.external_id: 0})
         stack: list[Any] = list(reversed(comments))
-        while stack and added < size_limit:
-            child = stack.pop()
-            data = get_dict(child, "data") if isinstance(child, dict) else {}
-            parent = get_str(data, "parent_id") or ""
-            depth = depth_of.get(parent, 0) + 1
-            if depth > depth_limit:
+        while stack and tree.added < size_limit:
+            data = self._take(stack.pop(), tree, page, query=post.query)
+            if data is None:
                 continue
-            if isinstance(child, dict) and child.get("kind") == "more":
-                stubs.extend(c for c in get_list(data, "children") if isinstance(c, str))
-                continue
-            item = normalize_thing(child, source=self.name, query=post.query)
-            if isinstance(item, NormalizedPost):
-                depth_of[item.external_id] = depth
-            if page.add(item) is not None:
-                added += 1
             yield from _flush(page)
             replies = data.get("replies")
             if isinstance(replies, dict):
                 kids = get_list(get_dict(replies, "data"), "children")
                 stack.extend(reversed(kids))
         calls = 0
-        while stubs and added < size_limit and calls < self.more_limit:
-            chunk, stubs = stubs[:_MORE_BATCH], stubs[_MORE_BATCH:]
+        while tree.stubs and tree.added < size_limit and calls < self.more_limit:
+            chunk, tree.stubs = tree.stubs[:_MORE_BATCH], tree.stubs[_MORE_BATCH:]
             calls += 1
             body = self._get(
                 "/api/morechildren",
@@ -350,19 +347,29 @@ class RedditSource:
             if not isinstance(body, dict) or "json" not in body:
                 raise SourceError("morechildren response without json.data.things")
             for thing in things:
-                if added >= size_limit:
+                if tree.added >= size_limit:
                     break
-                data = get_dict(thing, "data") if isinstance(thing, dict) else {}
-                parent = get_str(data, "parent_id") or ""
-                depth = depth_of.get(parent, 0) + 1
-                if depth > depth_limit:
-                    continue
-                if isinstance(thing, dict) and thing.get("kind") == "more":
-                    stubs.extend(c for c in get_list(data, "children") if isinstance(c, str))
-                    continue
-                item = normalize_thing(thing, source=self.name, query=post.query)
-                if isinstance(item, NormalizedPost):
-                    depth_of[item.external_id] = depth
-                if page.add(item) is not None:
-                    added += 1
-                yield from _flush(page)
+                if self._take(thing, tree, page, query=post.query) is not None:
+                    yield from _flush(page)
+
+    def _take(
+        self, child: Any, tree: _Tree, page: Page, *, query: str | None
+    ) -> dict[str, Any] | None:
+        """Add one child of a comment tree to ``page``; its data, or None when it was passed over.
+
+        A child below ``thread_depth`` is passed over; a ``more`` stub's ids go to ``tree.stubs``.
+        """
+        data = get_dict(child, "data") if isinstance(child, dict) else {}
+        parent = get_str(data, "parent_id") or ""
+        depth = tree.depth_of.get(parent, 0) + 1
+        if depth > self.config.thread_depth:
+            return None
+        if isinstance(child, dict) and child.get("kind") == "more":
+            tree.stubs.extend(c for c in get_list(data, "children") if isinstance(c, str))
+            return None
+        item = normalize_thing(child, source=self.name, query=query)
+        if isinstance(item, NormalizedPost):
+            tree.depth_of[item.external_id] = depth
+        if page.add(item) is not None:
+            tree.added += 1
+        return data
