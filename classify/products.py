@@ -309,10 +309,54 @@ def brand_product(
     return (registry or {}).get(handle) or BRAND_ACCOUNTS.get(handle)
 
 
+# Words one of which each detector's patterns need (lower-cased): most posts name few products,
+# so looking for the words first skips most of the regular expressions, which took over a
+# quarter of `classify file`'s Python time. A detector not listed always runs.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "claude": ("claude", "anthropic"),
+    "chatgpt": ("gpt", "openai", "open", "o1", "o3", "o4", "sora", "dall", "altman"),
+    "grok": ("grok",),
+    "gemini": ("gemini", "google", "bard"),
+    "llama": ("llama", "meta"),
+    "deepseek": ("seek",),
+    "mistral": ("stral", "xtral", "chat"),
+    "copilot": ("pilot", "bing"),
+    "perplexity": ("perplexity", "pplx"),
+    "qwen": ("qwen",),
+    "other": (
+        "character",
+        "replika",
+        "huggingchat",
+        "kimi",
+        "ernie",
+        "cohere",
+        "command",
+        "inflection",
+        "pi.ai",
+        "poe.com",
+        "you.com",
+        "midjourney",
+        "manus",
+        "codeium",
+        "khanmigo",
+        "tabnine",
+        "windsurf",
+        "cursor",
+    ),
+}
+# The only characters that IGNORECASE matches to an ASCII letter but str.lower() does not map.
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
 @functools.lru_cache(maxsize=2048)
 def _named_in(text: str) -> frozenset[str]:
     # One post is tagged several times per request (features, products, targets): detect once.
-    return frozenset(key for key, detect in _DETECTORS.items() if detect(text))
+    low = (text if text.isascii() else text.translate(_FOLD)).lower()
+    return frozenset(
+        key
+        for key, detect in _DETECTORS.items()
+        if (key not in _NEEDS or any(w in low for w in _NEEDS[key])) and detect(text)
+    )
 
 
 def tag_products(

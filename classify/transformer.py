@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -126,7 +127,12 @@ class TransformerClassifier:
         self._ex_theme = artifact.arrays.get("exemplar_theme", np.zeros(0, dtype=np.int16))
         self._ex_snippets: list[str] = list(artifact.meta.get("exemplar_snippets", []))
         # torch releases the GIL; one forward pass at a time keeps threads from oversubscribing.
-        self._lock = threading.Lock()
+        # An encoder that bounds its own runs (ONNX: one per core) lets requests overlap instead.
+        self._lock: contextlib.AbstractContextManager[object] = (
+            contextlib.nullcontext()
+            if getattr(encoder, "bounds_threads", False)
+            else threading.Lock()
+        )
 
     @classmethod
     def from_settings(

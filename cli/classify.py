@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +22,9 @@ app = typer.Typer(
 )
 
 MAX_TEXT_CHARS = 20_000  # beyond this a "post" is a pasted document; it is cut, never rejected
+# Lines per chunk of `classify file`: the encoder sorts a chunk by token count into micro-batches
+# of 16, which pad 17% extra tokens over real posts in chunks of 128 and 2% in chunks of 1024.
+FILE_CHUNK = 1024
 
 
 def _load_classifier(model: str) -> Any:
@@ -86,31 +91,26 @@ def _output(path: Path) -> Iterator[IO[str]]:
         raise
 
 
-def classify_stream(
-    classifier: Any, lines: Iterator[str], out: IO[str], *, batch_size: int = 128
-) -> tuple[int, list[tuple[int, str]]]:
-    """Label each valid line in order; returns (lines written, [(line number, error), ...])."""
-    written, errors = 0, []
+def _row(p: Any) -> str:
+    row = {
+        "id": p.id,
+        "themes": p.themes,
+        "scores": p.scores,
+        "products": p.products,
+        "model_version": p.model_version,
+    }
+    if p.targets:
+        row["targets"] = p.targets
+    if p.evidence:
+        row["evidence"] = p.evidence
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _batches(
+    lines: Iterator[str], batch_size: int, errors: list[tuple[int, str]]
+) -> Iterator[list[Any]]:
+    """Valid posts in input order, `batch_size` at a time; bad lines go to `errors`."""
     batch: list[Any] = []
-
-    def flush() -> None:
-        nonlocal written
-        for p in classifier.predict(batch):
-            row = {
-                "id": p.id,
-                "themes": p.themes,
-                "scores": p.scores,
-                "products": p.products,
-                "model_version": p.model_version,
-            }
-            if p.targets:
-                row["targets"] = p.targets
-            if p.evidence:
-                row["evidence"] = p.evidence
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            written += 1
-        batch.clear()
-
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             errors.append((n, "empty line"))
@@ -121,9 +121,40 @@ def classify_stream(
             errors.append((n, str(e)))
             continue
         if len(batch) >= batch_size:
-            flush()
+            yield batch
+            batch = []
     if batch:
-        flush()
+        yield batch
+
+
+def classify_stream(
+    classifier: Any, lines: Iterator[str], out: IO[str], *, batch_size: int = 128
+) -> tuple[int, list[tuple[int, str]]]:
+    """Label each valid line in order; returns (lines written, [(line number, error), ...]).
+
+    Two batches are in flight: while one is in the encoder (which releases the GIL), the other's
+    lexical features, products, evidence and JSON run beside it, so no core waits through the
+    Python part. Output keeps the input order.
+    """
+    written, errors = 0, list[tuple[int, str]]()
+    pending: deque[Future[list[Any]]] = deque()
+
+    def drain(keep: int) -> None:
+        nonlocal written
+        while len(pending) > keep:
+            for p in pending.popleft().result():
+                out.write(_row(p))
+                written += 1
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="classify") as pool:
+        try:
+            for batch in _batches(lines, batch_size, errors):
+                pending.append(pool.submit(classifier.predict, batch))
+                drain(keep=1)
+            drain(keep=0)
+        finally:
+            for f in pending:  # an error or Ctrl-C: do not start what is still queued
+                f.cancel()
     return written, errors
 
 
@@ -135,7 +166,13 @@ def file(
     out_path: Path = typer.Option(
         ..., "-o", "--out", help="Where to write results ('-' for stdout)."
     ),
-    batch_size: int = typer.Option(128, "--batch-size", min=1, max=4096),
+    batch_size: int = typer.Option(
+        FILE_CHUNK,
+        "--batch-size",
+        min=1,
+        max=4096,
+        help="Posts per chunk; bigger chunks sort into micro-batches with less padding.",
+    ),
     model: str = typer.Option("transformers", "--model", help="transformers (default) or rules."),
 ) -> None:
     """Label every post in a JSON Lines file: one output line per valid input line, same order."""

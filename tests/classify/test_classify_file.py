@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from classify.base import PostInput, Prediction
@@ -75,3 +78,51 @@ def test_cli_file_contract_with_rules_model(tmp_path: Path) -> None:
 def test_cli_file_missing_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["file", str(tmp_path / "nope.jsonl"), "-o", "-"])
     assert result.exit_code == 2
+
+
+class Overlapping(Echo):
+    """Each batch but the first waits for the next one to start: only a pipeline gets through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[threading.Event] = [threading.Event() for _ in range(64)]
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def predict(self, posts: list[PostInput]) -> list[Prediction]:
+        with self.lock:
+            k = self.calls
+            self.calls += 1
+        self.started[k].set()
+        if k + 1 < 3:  # batches 0 and 1 finish only once the one after them is running
+            assert self.started[k + 1].wait(timeout=10), "the next batch never started"
+        time.sleep(0.002 * ((k * 7) % 5))  # uneven durations: a race would reorder the output
+        return super().predict(posts)
+
+
+def test_stream_overlaps_batches_and_keeps_input_order() -> None:
+    lines = [json.dumps({"id": f"p{i}", "text": f"post {i}"}) for i in range(50)]
+    lines.insert(17, "{broken")
+    clf, out = Overlapping(), io.StringIO()
+    written, errors = classify_stream(clf, iter(lines), out, batch_size=4)
+    ids = [json.loads(line)["id"] for line in out.getvalue().splitlines()]
+    assert ids == [f"p{i}" for i in range(50)]
+    assert written == 50 and clf.calls == 13
+    assert [n for n, _ in errors] == [18]
+
+
+def test_stream_stops_on_a_failing_batch() -> None:
+    class Failing(Echo):
+        def predict(self, posts: list[PostInput]) -> list[Prediction]:
+            if any(p.id == "p9" for p in posts):
+                raise RuntimeError("boom")
+            return super().predict(posts)
+
+    lines = [json.dumps({"id": f"p{i}", "text": "x"}) for i in range(40)]
+    out = io.StringIO()
+    with pytest.raises(RuntimeError, match="boom"):
+        classify_stream(Failing(), iter(lines), out, batch_size=4)
+    # Everything before the failing batch was written, in order, and nothing after it.
+    assert [json.loads(line)["id"] for line in out.getvalue().splitlines()] == [
+        f"p{i}" for i in range(8)
+    ]

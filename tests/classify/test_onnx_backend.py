@@ -112,6 +112,28 @@ def test_embeddings_match_torch_fp32(onnx_encoder: OnnxEncoder, torch_encoder: o
     assert np.argmax(got[:, :384] @ ref[:, :384].T, axis=1).tolist() == list(range(len(texts)))
 
 
+def test_concurrent_runs_match_one_session_and_survive_a_fork(cache_dir: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    one = OnnxEncoder(precision="fp32", cache_dir=cache_dir, threads=2, concurrent=False)
+    side = OnnxEncoder(precision="fp32", cache_dir=cache_dir, threads=2)
+    assert side.concurrent and side.bounds_threads and not one.bounds_threads
+    texts = _real_texts(60)
+    ref = one.encode_layers(texts, layers=(3, 4))
+    np.testing.assert_allclose(side.encode_layers(texts, layers=(3, 4)), ref, atol=1e-5)
+    # Requests overlapping on several threads each get their own rows back, in their order.
+    with ThreadPoolExecutor(3) as pool:
+        parts = list(pool.map(lambda i: side.encode_layers(texts[i::3], layers=(3, 4)), range(3)))
+    for i, part in enumerate(parts):
+        np.testing.assert_allclose(part, ref[i::3], atol=1e-5)
+    # A worker forked after runs gets a pool of its own (the parent's threads do not fork).
+    child = multiprocessing.get_context("fork").Process(target=side.encode, args=(texts[:20],))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+
+
 def test_labels_agree_with_torch_fp32(onnx_encoder: OnnxEncoder, torch_encoder: object) -> None:
     """design.md's rule on the held-out split: >= 99% identical labels, micro-F1 within 0.01."""
     from classify.artifacts import load_artifact
