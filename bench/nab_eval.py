@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -142,12 +143,13 @@ def sweep(cols: dict[str, np.ndarray], prepared: dict[str, NabFile]) -> dict[str
 
 def summarize(
     dets: dict[str, np.ndarray], series: dict, prepared: dict[str, NabFile]
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """NAB scores of boolean detections per file, with alert and false-alarm rates."""
     n_windows = sum(len(f.windows) for f in prepared.values())
     totals = {p: 0.0 for p in PROFILES}
     counts = {"tp": 0, "fp": 0, "fn": 0, "alerts": 0}
     weeks, max28 = 0.0, 0
+    per_series: dict[str, dict[str, int]] = {}
     for name, det in dets.items():
         f = prepared[name]
         for pname, prof in PROFILES.items():
@@ -157,6 +159,7 @@ def summarize(
                 counts["tp"] += tp
                 counts["fp"] += fp
                 counts["fn"] += fn
+                per_series[name] = {"alerts": int(det.sum()), "tp": tp, "fp": fp, "fn": fn}
         counts["alerts"] += int(det.sum())
         hits = np.flatnonzero(det)
         max28 = max([max28, *(int(np.sum((hits > i - 28 * 288) & (hits <= i))) for i in hits)])
@@ -171,6 +174,7 @@ def summarize(
         "alerts_per_series_week": round(counts["alerts"] / weeks, 3),
         "fp_per_series_week": round(counts["fp"] / weeks, 3),
         "max_alerts_any_28_days": max28,
+        "per_series": per_series,
     }
 
 
@@ -222,42 +226,26 @@ def main() -> None:
 
     for budget in [float(b) for b in args.budgets.split(",")]:
         t0 = time.perf_counter()
-        totals = {p: 0.0 for p in PROFILES}
-        counts = {"tp": 0, "fp": 0, "fn": 0, "alerts": 0}
-        weeks = 0.0
+        dets: dict[str, np.ndarray] = {}
         score_cols: dict[str, np.ndarray] = {}
         ratio_cols: dict[str, np.ndarray] = {}
-        per_series = {}
-        max28 = 0
         for name, (stamps, values) in series.items():
             rows = Detector(DetectorParams(granularity="5min", budget=budget, cap=args.cap)).run(
                 stamps, values
             )
-            det = np.array([r.alert_flag == 1 for r in rows])
+            dets[name] = np.array([r.alert_flag == 1 for r in rows])
             score_cols[name] = np.nan_to_num(np.array([r.score for r in rows]), nan=0.0)
             # Per-series scale from the past only: the score over the threshold then in force.
             thr = np.array([r.threshold for r in rows])
             ratio_cols[name] = np.where(np.isfinite(thr) & (thr > 0), score_cols[name] / thr, 0.0)
-            f = prepared[name]
-            for pname, prof in PROFILES.items():
-                s, tp, fp, fn = raw_score(f, det, prof)
-                totals[pname] += s
-                if pname == "standard":
-                    counts["tp"] += tp
-                    counts["fp"] += fp
-                    counts["fn"] += fn
-                    per_series[name] = {"alerts": int(det.sum()), "tp": tp, "fp": fp, "fn": fn}
-            counts["alerts"] += int(det.sum())
-            hits = np.flatnonzero(det)
-            max28 = max([max28, *(int(np.sum((hits > i - 28 * 288) & (hits <= i))) for i in hits)])
-            weeks += (rows[-1].timestamp - rows[0].timestamp).total_seconds() / (7 * 86400)
-        norm = {p: round(normalized(totals[p], n_windows, PROFILES[p]), 1) for p in PROFILES}
-        rate = counts["alerts"] / weeks
-        fp_rate = counts["fp"] / weeks
+        summary = summarize(dets, series, prepared)
+        counts = summary["counts"]
         print(
-            f"budget {budget:g} cap {args.cap}: deployed alerts NAB {norm} | windows hit {counts['tp']}/{n_windows}, "
-            f"alerts {counts['alerts']} ({rate:.2f}/series/week), outside windows {counts['fp']} "
-            f"({fp_rate:.2f}/series/week), most in any 28 days {max28} [{time.perf_counter() - t0:.0f}s]"
+            f"budget {budget:g} cap {args.cap}: deployed alerts NAB {summary['deployed']} | "
+            f"windows hit {counts['tp']}/{n_windows}, alerts {counts['alerts']} "
+            f"({summary['alerts_per_series_week']:.2f}/series/week), outside windows {counts['fp']} "
+            f"({summary['fp_per_series_week']:.2f}/series/week), most in any 28 days "
+            f"{summary['max_alerts_any_28_days']} [{time.perf_counter() - t0:.0f}s]"
         )
         # Score column at the best threshold per profile (NAB's sweep, one threshold for all
         # ten series), on the raw score and on score / threshold in force.
@@ -266,15 +254,7 @@ def main() -> None:
             "score_over_threshold": sweep(ratio_cols, prepared),
         }
         print(f"budget {budget:g}: best threshold {best}")
-        results[f"budget_{budget:g}"] = {
-            "deployed": norm,
-            "counts": counts,
-            "alerts_per_series_week": round(rate, 3),
-            "fp_per_series_week": round(fp_rate, 3),
-            "max_alerts_any_28_days": max28,
-            "best_threshold": best,
-            "per_series": per_series,
-        }
+        results[f"budget_{budget:g}"] = {**summary, "best_threshold": best}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -220,15 +220,20 @@ def prefetched(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
     thread = threading.Thread(target=reader, name="export-reader", daemon=True)
     thread.start()
     try:
-        while True:
-            kind, item = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
+        yield from _drain(queue)
     finally:
         stop.set()
+
+
+def _drain(queue: Queue[tuple[str, Any]]) -> Iterator[Any]:
+    """The items a reader thread hands over, up to its ("end", None); its error is raised here."""
+    while True:
+        kind, item = queue.get()
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item
 
 
 def _s(v: str | None) -> str:
@@ -691,14 +696,7 @@ def pg_batches(
         for after, through in itertools.islice(bounds, max(1, parallel)):
             running.append(start(after, through))
         while running:
-            queue = running[0]
-            while True:
-                kind, item = queue.get()
-                if kind == "end":
-                    break
-                if kind == "error":
-                    raise item
-                yield item
+            yield from _drain(running[0])
             running.popleft()
             nxt = next(bounds, None)
             if nxt is not None:
