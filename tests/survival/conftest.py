@@ -451,3 +451,14 @@ def db_counts(url: str) -> dict[str, Any]:
     finally:
         engine.dispose()
     return {"posts": posts, "per_post": per_post}
+
+
+def wait_all_classified(url: str, external_ids: set[str], timeout: float = 90) -> dict[str, Any]:
+    """Wait until exactly these posts are stored, each with a classification; their counts."""
+
+    def done() -> bool:
+        c = db_counts(url)
+        return set(c["posts"]) == external_ids and len(c["per_post"]) == len(external_ids)
+
+    wait_for(done, timeout, "every story stored and classified", every=1.0)
+    return db_counts(url)

@@ -10,7 +10,13 @@ from email.message import Message
 
 import pytest
 
-from tests.survival.conftest import base_env, db_counts, free_port, wait_for
+from tests.survival.conftest import (
+    base_env,
+    db_counts,
+    free_port,
+    wait_all_classified,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.survival, pytest.mark.faults]
 OUTAGE_S = 30
@@ -75,12 +81,7 @@ def test_postgres_outage_under_ingest(tmp_path, pg_server, pg_url, redis_url, hn
     wait_for(lambda: _get(f"{api}/v1/posts?limit=5", key)[0] == 200, 30, "the API to recover")
     everything = {s["objectID"] for s in hn_feed.stories}
 
-    def all_classified() -> bool:
-        c = db_counts(pg_url)
-        return set(c["posts"]) == everything and len(c["per_post"]) == len(everything)
-
-    wait_for(all_classified, 90, "every story stored and classified", every=1.0)
-    counts = db_counts(pg_url)
+    counts = wait_all_classified(pg_url, everything)
     assert everything <= hn_feed.served
     assert set(counts["per_post"].values()) == {1}
     retried = [

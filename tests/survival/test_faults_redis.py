@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from tests.survival.conftest import base_env, db_counts, wait_for
+from tests.survival.conftest import (
+    base_env,
+    db_counts,
+    wait_all_classified,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.survival, pytest.mark.faults]
 
@@ -51,12 +56,7 @@ def test_redis_restart_loses_no_post(tmp_path, pg_url, redis_server, redis_url, 
     p.run("ingest", "once", "hn")
     everything = {s["objectID"] for s in hn_feed.stories}
 
-    def all_classified() -> bool:
-        c = db_counts(pg_url)
-        return set(c["posts"]) == everything and len(c["per_post"]) == len(everything)
-
-    wait_for(all_classified, 90, "every story stored and classified", every=1.0)
-    counts = db_counts(pg_url)
+    counts = wait_all_classified(pg_url, everything)
     assert set(counts["per_post"].values()) == {1}, "a post was classified twice"
     assert scheduler.poll() is None, "the scheduler died with Redis"
     assert p.log("scheduler").count("scheduler.started") >= 2, "the lease was not taken again"
