@@ -48,6 +48,11 @@ class SentenceEncoder(Protocol):
     @property
     def version_id(self) -> str: ...
 
+    @property
+    def bounds_threads(self) -> bool:
+        """Whether requests from several threads may run at once (it keeps its own core budget)."""
+        ...
+
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray: ...
@@ -148,6 +153,8 @@ class Encoder:
     """torch: mean-pooled, L2-normalised sentence embeddings; load once, then call `encode`."""
 
     backend = "torch"
+    # torch splits each op over every core: one forward pass at a time (the classifier's lock).
+    bounds_threads = False
 
     def __init__(
         self,

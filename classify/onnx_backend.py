@@ -417,8 +417,6 @@ class OnnxEncoder:
         # cores: no wake-up and wait between ops, and a descheduled thread stalls only its own
         # micro-batch (the machine is shared). ORT sessions are safe to run from several threads.
         self.concurrent = concurrent and self.threads > 1
-        # Every run goes through this pool, so callers on several threads never oversubscribe.
-        self.bounds_threads = self.concurrent
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
         session_threads = 1 if self.concurrent else self.threads
         self.micro_batch = micro_batch
@@ -459,6 +457,12 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
         return self.encode_layers(texts, layers=())
+
+    @property
+    def bounds_threads(self) -> bool:
+        """Every run goes through this encoder's pool, so callers on several threads never
+        oversubscribe the cores and need not take turns."""
+        return self.concurrent
 
     def _executor(self) -> ThreadPoolExecutor:
         # Per process: a worker forked after a run would inherit a pool whose threads are gone.

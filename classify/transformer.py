@@ -129,9 +129,7 @@ class TransformerClassifier:
         # torch releases the GIL; one forward pass at a time keeps threads from oversubscribing.
         # An encoder that bounds its own runs (ONNX: one per core) lets requests overlap instead.
         self._lock: contextlib.AbstractContextManager[object] = (
-            contextlib.nullcontext()
-            if getattr(encoder, "bounds_threads", False)
-            else threading.Lock()
+            contextlib.nullcontext() if encoder.bounds_threads else threading.Lock()
         )
 
     @classmethod
