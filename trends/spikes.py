@@ -491,37 +491,45 @@ def _tail_scores(
     best_m = np.full(n, np.nan)
     best_lp = np.zeros(n)
     ongoing = good & (obs > expected)
+    good_obs, good_exp = np.where(good, obs, 0.0), np.where(good, expected, 0.0)
+    good_n = good.astype(np.float64)
+    sums: dict[int, tuple[FloatArray, FloatArray, NDArray[np.bool_]]] = {}
+
+    def window(w: int) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
+        """Observed and expected sums over the last w buckets, and whether the excess is enough."""
+        if w not in sums:
+            s, m = _window_sums(good_obs, w), _window_sums(good_exp, w)
+            full = _window_sums(good_n, w) == w
+            sums[w] = (
+                s,
+                m,
+                full & (s - m >= p.min_excess_abs) & (s >= (1.0 + p.min_excess_rel) * m),
+            )
+        return sums[w]
+
+    def take(sc: FloatArray, w: int, s: FloatArray, m: FloatArray, lp: FloatArray) -> None:
+        better = sc > score
+        score[better] = sc[better]
+        best_w[better] = w
+        best_s[better] = s[better]
+        best_m[better] = m[better]
+        best_lp[better] = lp[better]
+
     for wi, w in enumerate(windows):
-        s = _window_sums(np.where(good, obs, 0.0), w)
-        m = _window_sums(np.where(good, expected, 0.0), w)
-        full = _window_sums(good.astype(np.float64), w) == w
+        s, m, enough = window(w)
         # The newest bucket must itself be above expected, so a window scores an ongoing
         # excess and not the tail of a spike that has already ended.
-        gate = ongoing & full & (s - m >= p.min_excess_abs) & (s >= (1.0 + p.min_excess_rel) * m)
+        gate = ongoing & enough
         lp = np.zeros(n)
         if gate.any():
             lp[gate] = _nb_log10_sf(s[gate], m[gate], alpha[wi, gate])
-        sc = np.where(gate, np.minimum(-lp, _MAX_SCORE), 0.0)
-        better = sc > score
-        score = np.where(better, sc, score)
-        best_w = np.where(better, w, best_w)
-        best_s = np.where(better, s, best_s)
-        best_m = np.where(better, m, best_m)
-        best_lp = np.where(better, lp, best_lp)
+        take(np.where(gate, np.minimum(-lp, _MAX_SCORE), 0.0), w, s, m, lp)
     if 1 in windows:
         a1 = alpha[windows.index(1)]
         for w in p.persist_windows or ():
-            s = _window_sums(np.where(good, obs, 0.0), w)
-            m = _window_sums(np.where(good, expected, 0.0), w)
-            full = _window_sums(good.astype(np.float64), w) == w
-            gate = full & (s - m >= p.min_excess_abs) & (s >= (1.0 + p.min_excess_rel) * m)
-            sc = np.where(gate, _persistence_scores(obs, expected, a1, good, w), 0.0)
-            better = sc > score
-            score = np.where(better, sc, score)
-            best_w = np.where(better, w, best_w)
-            best_s = np.where(better, s, best_s)
-            best_m = np.where(better, m, best_m)
-            best_lp = np.where(better, -sc, best_lp)
+            s, m, enough = window(w)
+            sc = np.where(enough, _persistence_scores(obs, expected, a1, good, w), 0.0)
+            take(sc, w, s, m, -sc)
     scored_rows = np.arange(n) >= warm
     score = np.where(scored_rows & np.isfinite(y), score, np.nan)
     return _Scored(expected, score, best_w, best_s, best_m, best_lp)
