@@ -33,6 +33,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
+from ingest.watch import WatchList
 
 PLATFORM = "hackernews"
 DEFAULT_BASE_URL = "https://hn.algolia.com"
@@ -121,13 +122,6 @@ def normalize_hit(
     )
 
 
-def _is_watch(entry: dict[str, Any]) -> bool:
-    newest = entry.get("newest")
-    return isinstance(entry.get("t"), int | float) and (
-        newest is None or isinstance(newest, int | float)
-    )
-
-
 def _is_range(gap: dict[str, Any]) -> bool:
     return isinstance(gap.get("from"), int | float) and isinstance(gap.get("until"), int | float)
 
@@ -156,9 +150,7 @@ class HackerNewsSource:
         # Stories seen in the last `watch_hours` have their trees read again each run for new
         # replies (at most `watch_threads` of them, newest first): a thread keeps growing after
         # its story was found, and most of its replies never match a search query.
-        self.watch_hours = float(config.options.get("watch_hours", 24))
-        self.watch_threads = int(config.options.get("watch_threads", 30))
-        self._watch: dict[str, dict[str, Any]] = {}
+        self._watch = WatchList.from_options(config.options)
 
     def fetch(self, *, cursor: dict[str, Any]) -> Iterator[Batch]:
         """One batch per result page, each with the replies its hits have.
@@ -171,13 +163,7 @@ class HackerNewsSource:
         since_all = cursor_section(state, "since")
         backlog = cursor_section(state, "backlog")
         seen: set[str] = set()
-        threads = state.get("threads")
-        self._watch = {
-            k: dict(v)
-            for k, v in (threads.items() if isinstance(threads, dict) else ())
-            if isinstance(v, dict) and _is_watch(v)
-        }
-        expanded_before = set(self._watch)
+        self._watch.load(state)
         for query in self.config.queries or [""]:
             for tag in ("story", "comment"):
                 key = f"{tag}:{query}"
@@ -215,8 +201,7 @@ class HackerNewsSource:
                 since_all[query] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
         # Threads first found in this run were read just now; older ones are read again.
-        expanded_now = set(self._watch) - expanded_before
-        yield from self._revisit(state, seen, expanded_now)
+        yield from self._revisit(state, seen, self._watch.found_this_run())
         yield Batch(cursor=cursor_snapshot(state))
 
     def _pages(
@@ -272,9 +257,8 @@ class HackerNewsSource:
         if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
             return
         if is_story:
-            watched = self._watch.setdefault(
-                post.external_id,
-                {"t": int(post.created_at.timestamp()), "newest": None, "query": post.query},
+            watched = self._watch.add(
+                post.external_id, t=post.created_at.timestamp(), query=post.query
             )
             if not post.engagement.get("comments"):
                 return
@@ -321,16 +305,7 @@ class HackerNewsSource:
         self, state: dict[str, Any], seen: set[str], expanded: set[str]
     ) -> Iterator[Batch]:
         """Read the watched threads again for replies newer than the last ones stored."""
-        horizon = utc_now().timestamp() - self.watch_hours * 3600
-        keep = sorted(
-            ((k, v) for k, v in self._watch.items() if _is_watch(v) and v["t"] >= horizon),
-            key=lambda kv: kv[1]["t"],
-            reverse=True,
-        )[: self.watch_threads]
-        self._watch = dict(keep)
-        state.pop("threads", None)
-        if self._watch:
-            state["threads"] = copy.deepcopy(self._watch)
+        keep = self._watch.prune(state, now=utc_now().timestamp())
         if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
             return
         for story_id, watched in keep:
@@ -340,7 +315,7 @@ class HackerNewsSource:
             watched["newest"] = self._replies(
                 story_id, watched.get("query"), page, since=watched.get("newest")
             )
-            state["threads"] = copy.deepcopy(self._watch)
+            self._watch.save(state)
             if page:
                 yield Batch(
                     posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)

@@ -2,7 +2,8 @@
 
 External ids are fullnames (``t3_…`` submissions, ``t1_…`` comments), so parent and root links
 are Reddit's own ``parent_id`` and ``link_id``. Cursor:
-``{"listings": {"search:QUERY" | "r/SUB": {"t": created_utc, "ids": [...]}}}``.
+``{"listings": {"search:QUERY" | "r/SUB": {"t": created_utc, "ids": [...]}}, "backlog": {...},
+"threads": {...}}`` (``threads``: submissions whose comments are read again, see ingest.watch).
 A ``[deleted]``/``[removed]`` body or a removed submission is yielded with ``deleted=True``
 (empty text for comments, the title only for submissions).
 """
@@ -38,6 +39,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text
+from ingest.watch import WatchList
 
 PLATFORM = "reddit"
 PUBLIC_BASE_URL = "https://www.reddit.com"
@@ -139,11 +141,17 @@ def _listing_children(body: Any) -> tuple[list[Any], str | None]:
 
 @dataclass
 class _Tree:
-    """A comment tree being read: each comment's depth, ``more`` ids still to ask for, posts added."""
+    """A comment tree being read: each comment's depth, ``more`` ids still to ask for, posts added.
+
+    Comments created at or before ``since`` were read by an earlier run and are passed over;
+    ``newest`` is the newest comment time read so far.
+    """
 
     depth_of: dict[str, int]
     stubs: list[str] = field(default_factory=list)
     added: int = 0
+    since: int | None = None
+    newest: int | None = None
 
 
 def _flush(page: Page) -> Iterator[Batch]:
@@ -171,6 +179,9 @@ class RedditSource:
         self.subreddits = [str(s).removeprefix("r/") for s in opts.get("subreddits", [])]
         self.more_limit = int(opts.get("more_limit", 3))
         self.page_size = int(opts.get("page_size", 100))
+        # Submissions found in the last `watch_hours` have their comments read again each run
+        # (at most `watch_threads` of them, newest first), as Hacker News stories do.
+        self._watch = WatchList.from_options(opts)
         self.http = Http(client, source=config.name, sleep=sleep)
         self._token: str | None = None
         self._token_expires = 0.0
@@ -231,6 +242,7 @@ class RedditSource:
         backlog = cursor_section(state, "backlog")
         cutoff = (utc_now() - timedelta(hours=self.config.backfill_hours)).timestamp()
         seen: set[str] = set()
+        self._watch.load(state)
         for key, path, params, query in self._listings():
             gap = backlog.pop(key, None)
             if isinstance(gap, dict) and isinstance(gap.get("after"), str):
@@ -252,6 +264,8 @@ class RedditSource:
             if new_mark.state() is not None and new_mark.state() != marks.get(key):
                 marks[key] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
+        yield from self._revisit(state, seen)
+        yield Batch(cursor=cursor_snapshot(state))
 
     def _walk(
         self,
@@ -300,26 +314,54 @@ class RedditSource:
         without a cursor, so memory stays bounded and classification starts before the thread
         is read to its end; the listing's cursor moves only with the batch that ends its page.
         """
-        depth_limit, size_limit = self.config.thread_depth, self.config.thread_size
-        if depth_limit <= 0 or size_limit <= 0 or not post.engagement.get("comments"):
+        if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
             return
-        article = post.external_id.removeprefix("t3_")
+        watched = self._watch.add(post.external_id, t=post.created_at.timestamp(), query=post.query)
+        if not post.engagement.get("comments"):
+            return
+        comments = self._comments(post.external_id)
+        if comments is None:
+            self._watch.drop(post.external_id)
+            return
+        watched["newest"] = yield from self._tree(
+            post.external_id, comments, page, query=post.query, since=None
+        )
+
+    def _comments(self, link_id: str) -> list[Any] | None:
+        """The top-level comments of a submission, or None when it is gone (403/404)."""
         try:
             body = self._get(
-                f"/comments/{article}.json",
-                {"limit": min(size_limit, 500), "depth": depth_limit, "sort": "new"},
+                f"/comments/{link_id.removeprefix('t3_')}.json",
+                {
+                    "limit": min(self.config.thread_size, 500),
+                    "depth": self.config.thread_depth,
+                    "sort": "new",
+                },
             )
         except SourceError as e:
             if e.status in (403, 404):  # removed, private or quarantined subreddit
-                return
+                return None
             raise
         if not isinstance(body, list) or len(body) < 2:
             raise SourceError("comments response is not [post, comments]")
         comments, _ = _listing_children(body[1])
-        tree = _Tree(depth_of={post.external_id: 0})
+        return comments
+
+    def _tree(
+        self,
+        link_id: str,
+        comments: list[Any],
+        page: Page,
+        *,
+        query: str | None,
+        since: int | None,
+    ) -> Generator[Batch, None, int | None]:
+        """Add the comments of a tree newer than ``since``; return the newest comment time read."""
+        size_limit = self.config.thread_size
+        tree = _Tree(depth_of={link_id: 0}, since=since, newest=since)
         stack: list[Any] = list(reversed(comments))
         while stack and tree.added < size_limit:
-            data = self._take(stack.pop(), tree, page, query=post.query)
+            data = self._take(stack.pop(), tree, page, query=query)
             if data is None:
                 continue
             yield from _flush(page)
@@ -335,7 +377,7 @@ class RedditSource:
                 "/api/morechildren",
                 {
                     "api_type": "json",
-                    "link_id": post.external_id,
+                    "link_id": link_id,
                     "children": ",".join(chunk),
                     "sort": "new",
                     "limit_children": "false",
@@ -349,8 +391,36 @@ class RedditSource:
             for thing in things:
                 if tree.added >= size_limit:
                     break
-                if self._take(thing, tree, page, query=post.query) is not None:
+                if self._take(thing, tree, page, query=query) is not None:
                     yield from _flush(page)
+        return tree.newest
+
+    def _revisit(self, state: dict[str, Any], seen: set[str]) -> Iterator[Batch]:
+        """Read the watched submissions' comments again for ones newer than the newest stored.
+
+        Submissions found in this run were read just now; one that is gone (403/404) is no
+        longer watched.
+        """
+        found_now = self._watch.found_this_run()
+        keep = self._watch.prune(state, now=utc_now().timestamp())
+        if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
+            return
+        for link_id, watched in keep:
+            if link_id in found_now:
+                continue
+            page = Page(source=self.name, seen=seen)
+            comments = self._comments(link_id)
+            if comments is None:
+                self._watch.drop(link_id)
+            else:
+                watched["newest"] = yield from self._tree(
+                    link_id, comments, page, query=watched.get("query"), since=watched.get("newest")
+                )
+            self._watch.save(state)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )
 
     def _take(
         self, child: Any, tree: _Tree, page: Page, *, query: str | None
@@ -358,6 +428,8 @@ class RedditSource:
         """Add one child of a comment tree to ``page``; its data, or None when it was passed over.
 
         A child below ``thread_depth`` is passed over; a ``more`` stub's ids go to ``tree.stubs``.
+        A comment read by an earlier run is not added, but its data is returned: its replies
+        may be new.
         """
         data = get_dict(child, "data") if isinstance(child, dict) else {}
         parent = get_str(data, "parent_id") or ""
@@ -370,6 +442,11 @@ class RedditSource:
         item = normalize_thing(child, source=self.name, query=query)
         if isinstance(item, NormalizedPost):
             tree.depth_of[item.external_id] = depth
+            t = int(item.created_at.timestamp())
+            if tree.newest is None or t > tree.newest:
+                tree.newest = t
+            if tree.since is not None and t <= tree.since:
+                return data
         if page.add(item) is not None:
             tree.added += 1
         return data

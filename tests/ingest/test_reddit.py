@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,6 +11,8 @@ import ingest.sources.reddit as reddit_module
 from ingest.http import SourceError
 from ingest.sources import build_source
 from tests.ingest.conftest import (
+    OWN,
+    Reply,
     as_json,
     config,
     drain,
@@ -219,3 +222,94 @@ def test_a_listing_cut_short_by_max_pages_is_finished_by_the_next_run(
     assert "backlog" not in second.cursor
     afters = [r.params.get("after") for r in api.requests_to("/r/netsec/new.json")]
     assert afters == [None, "t3_582bi3", None]
+
+
+# Watched threads: the recorded thread 1cebxh was posted 2013-04-15 16:44:39 UTC, so at FOUND it
+# is seven hours old, inside the default 24-hour watch.
+FOUND = datetime(2013, 4, 16, tzinfo=UTC)
+THREAD = "/comments/1cebxh.json"
+
+
+def _watched_thread(api, client, sleeps, monkeypatch, *later):
+    """A source whose listing finds thread 1cebxh, served as recorded first, then ``later``."""
+    freeze_now(monkeypatch, reddit_module, FOUND)
+    api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
+    api.add(THREAD, recorded("reddit/comments_thread_1cebxh.json"), *later)
+    # more_limit=0: the recorded morechildren answer belongs to another (2020) thread.
+    cfg = config(
+        "reddit",
+        api.url,
+        thread_depth=50,
+        thread_size=10_000,
+        options={"subreddits": ["self"], "more_limit": 0},
+    )
+    return lambda cursor=None: drain(build_source(cfg, client=client, sleep=sleeps), cursor)
+
+
+def _grown_thread():
+    """The recorded thread with one new reply (tests/fixtures/ingest) under its top comment."""
+    thread = load_recorded("reddit/comments_thread_1cebxh.json")
+    top = thread[1]["data"]["children"][0]["data"]
+    assert top["name"] == "t1_c9ftsjg"
+    reply = json.loads((OWN / "reddit_comment_c9zz001.json").read_text(encoding="utf-8"))
+    top["replies"]["data"]["children"].insert(0, reply)  # sort=new: the newest first
+    return thread
+
+
+def test_watched_thread_is_read_again_for_new_comments(api, client, sleeps, monkeypatch):
+    run = _watched_thread(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
+    first = run()
+    tree = _walk(load_recorded("reddit/comments_thread_1cebxh.json")[1]["data"]["children"], [])
+    assert set(first.by_id()) == {"t3_1cebxh"} | {c["name"] for c in tree}
+    newest = max(int(c["created_utc"]) for c in tree)
+    assert first.cursor["threads"] == {
+        "t3_1cebxh": {"t": 1366044279, "newest": newest, "query": None}
+    }
+    assert json.loads(json.dumps(first.cursor)) == first.cursor
+    # Found in this run, so read once, not again by the same run's revisit.
+    assert len(api.requests_to(THREAD)) == 1
+
+    freeze_now(monkeypatch, reddit_module, FOUND + timedelta(hours=1))
+    second = run(first.cursor)
+    # Only the new reply: the comments stored by the first run are passed over.
+    assert [p.external_id for p in second.posts] == ["t1_c9zz001"]
+    reply = second.posts[0]
+    assert reply.parent_external_id == "t1_c9ftsjg" and reply.root_external_id == "t3_1cebxh"
+    assert reply.created_at == datetime.fromtimestamp(1366231907, tz=UTC)
+    assert second.cursor["threads"]["t3_1cebxh"]["newest"] == 1366231907
+    assert len(api.requests_to(THREAD)) == 2
+
+    # A cursor from before watching (no ``threads``) still works and reads no thread.
+    old = {k: v for k, v in first.cursor.items() if k != "threads"}
+    third = run(old)
+    assert third.posts == [] and third.quarantined == []
+    assert len(api.requests_to(THREAD)) == 2
+
+
+def test_a_thread_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
+    run = _watched_thread(api, client, sleeps, monkeypatch)
+    first = run()
+    # At 23h old the thread is still watched and read again (nothing new in it) ...
+    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, 15, 44, tzinfo=UTC))
+    second = run(first.cursor)
+    assert second.posts == [] and "t3_1cebxh" in second.cursor["threads"]
+    assert len(api.requests_to(THREAD)) == 2
+    # ... at 25h old it is dropped without a request.
+    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, 17, 44, tzinfo=UTC))
+    third = run(second.cursor)
+    assert third.posts == [] and "threads" not in third.cursor
+    assert len(api.requests_to(THREAD)) == 2
+
+
+def test_a_deleted_watched_thread_is_dropped(api, client, sleeps, monkeypatch):
+    run = _watched_thread(api, client, sleeps, monkeypatch, Reply(404, b'{"error": 404}'))
+    first = run()
+    assert "t3_1cebxh" in first.cursor["threads"]
+
+    freeze_now(monkeypatch, reddit_module, FOUND + timedelta(hours=1))
+    second = run(first.cursor)  # the 404 does not fail the run
+    assert second.posts == [] and "threads" not in second.cursor
+    assert len(api.requests_to(THREAD)) == 2
+
+    third = run(second.cursor)
+    assert third.posts == [] and len(api.requests_to(THREAD)) == 2
