@@ -2,39 +2,55 @@
 
 A thread keeps growing after its post was found, and most of its replies never match a search
 query. Cursor: ``{"threads": {thread_id: {"t": created, "newest": reply time | None, "query":
-q}}}`` (``newest``: the newest reply time read in that thread so far).
+q, ...}}}`` (``newest``: the newest reply time read in that thread so far; a source may keep more
+keys, such as what it needs to ask for the thread again).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from core.settings import SourceConfig
+from ingest.base import Batch
+from ingest.normalize import Page, cursor_snapshot
 
-def is_watch(entry: dict[str, Any]) -> bool:
-    """Whether a stored entry has the shape ``{"t": number, "newest": number | None}``."""
+# Adds a watched thread's new replies to the page and updates the entry's ``newest``; False
+# when the thread is gone.
+ReadThread = Callable[[str, dict[str, Any], Page], bool]
+
+
+def is_watch(entry: dict[str, Any], keys: tuple[str, ...] = ()) -> bool:
+    """Whether a stored entry has the shape ``{"t": number, "newest": number | None}``.
+
+    ``keys`` name the fields a source adds to its entries, each a non-empty string.
+    """
     newest = entry.get("newest")
-    return isinstance(entry.get("t"), int | float) and (
-        newest is None or isinstance(newest, int | float)
+    return (
+        isinstance(entry.get("t"), int | float)
+        and (newest is None or isinstance(newest, int | float))
+        and all(isinstance(entry.get(k), str) and entry[k] for k in keys)
     )
 
 
 class WatchList:
     """Threads found in the last ``hours`` (at most ``limit`` of them, newest first)."""
 
-    def __init__(self, *, hours: float, limit: int) -> None:
+    def __init__(self, *, hours: float, limit: int, keys: tuple[str, ...] = ()) -> None:
         self.hours = hours
         self.limit = limit
+        self.keys = keys
         self.entries: dict[str, dict[str, Any]] = {}
         self._loaded: set[str] = set()
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> WatchList:
+    def from_options(cls, options: Mapping[str, Any], *, keys: tuple[str, ...] = ()) -> WatchList:
         """The ``watch_hours`` (default 24) and ``watch_threads`` (default 30) source options."""
         return cls(
             hours=float(options.get("watch_hours", 24)),
             limit=int(options.get("watch_threads", 30)),
+            keys=keys,
         )
 
     def load(self, state: dict[str, Any]) -> None:
@@ -43,13 +59,17 @@ class WatchList:
         self.entries = {
             k: dict(v)
             for k, v in (threads.items() if isinstance(threads, dict) else ())
-            if isinstance(v, dict) and is_watch(v)
+            if isinstance(v, dict) and is_watch(v, self.keys)
         }
         self._loaded = set(self.entries)
 
-    def add(self, thread_id: str, *, t: float, query: str | None) -> dict[str, Any]:
-        """Watch a thread just found (an entry already there is kept); its entry."""
-        return self.entries.setdefault(thread_id, {"t": int(t), "newest": None, "query": query})
+    def add(self, thread_id: str, *, t: float, query: str | None, **extra: str) -> dict[str, Any]:
+        """Watch a thread just found (an entry already there is kept); its entry.
+
+        ``extra`` keys are stored in the entry (the ``keys`` a source reads back).
+        """
+        entry = {"t": int(t), "newest": None, "query": query, **extra}
+        return self.entries.setdefault(thread_id, entry)
 
     def found_this_run(self) -> set[str]:
         """Threads added since ``load``: their trees were read just now."""
@@ -67,7 +87,11 @@ class WatchList:
         """
         horizon = now - self.hours * 3600
         keep = sorted(
-            ((k, v) for k, v in self.entries.items() if is_watch(v) and v["t"] >= horizon),
+            (
+                (k, v)
+                for k, v in self.entries.items()
+                if is_watch(v, self.keys) and v["t"] >= horizon
+            ),
             key=lambda kv: kv[1]["t"],
             reverse=True,
         )[: self.limit]
@@ -80,3 +104,33 @@ class WatchList:
         state.pop("threads", None)
         if self.entries:
             state["threads"] = copy.deepcopy(self.entries)
+
+    def revisit(
+        self,
+        state: dict[str, Any],
+        *,
+        config: SourceConfig,
+        seen: set[str],
+        now: float,
+        read: ReadThread,
+    ) -> Iterator[Batch]:
+        """Prune, then ``read`` each thread kept and not found in this run; a gone one is dropped.
+
+        The cursor is saved after each thread; a thread with new posts is one batch. A source
+        that reads no threads (``thread_depth`` or ``thread_size`` 0) only prunes.
+        """
+        found_now = self.found_this_run()
+        keep = self.prune(state, now=now)
+        if config.thread_depth <= 0 or config.thread_size <= 0:
+            return
+        for thread_id, entry in keep:
+            if thread_id in found_now:
+                continue
+            page = Page(source=config.name, seen=seen)
+            if not read(thread_id, entry, page):
+                self.drop(thread_id)
+            self.save(state)
+            if page:
+                yield Batch(
+                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
+                )

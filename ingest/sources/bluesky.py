@@ -1,7 +1,9 @@
 """Bluesky: app.bsky.feed.searchPosts (cursor paging) and app.bsky.feed.getPostThread.
 
 External ids are ``at://`` URIs; parent and root come from the record's ``reply`` refs.
-Cursor: ``{"since": {query: {"t": indexedAt epoch, "ids": [...]}}}``.
+Cursor: ``{"since": {query: {"t": indexedAt epoch, "ids": [...]}}, "backlog": {...}, "threads":
+{...}}`` (``threads``: posts whose replies are read again, see ingest.watch; reply times there
+are indexedAt too, since a record's createdAt is client-chosen).
 A ``notFoundPost`` in a thread is yielded with ``deleted=True`` (time from the record key, a TID);
 a ``blockedPost`` is skipped.
 """
@@ -36,11 +38,14 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import normalize_whitespace
+from ingest.watch import WatchList
 
 PLATFORM = "bluesky"
 # Unauthenticated reads go to the public AppView; with a session, the PDS proxies them.
 PUBLIC_BASE_URL = "https://public.api.bsky.app"
 PDS_BASE_URL = "https://bsky.social"
+_NOT_FOUND = "app.bsky.feed.defs#notFoundPost"
+_BLOCKED = "app.bsky.feed.defs#blockedPost"
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 
 
@@ -138,9 +143,9 @@ def normalize_thread_node(
     """A thread node: its post, a deleted marker for notFoundPost, None for a blocked post."""
     if isinstance(raw, dict):
         kind = raw.get("$type")
-        if kind == "app.bsky.feed.defs#blockedPost":
+        if kind == _BLOCKED:
             return None
-        if kind == "app.bsky.feed.defs#notFoundPost" or raw.get("notFound") is True:
+        if kind == _NOT_FOUND or raw.get("notFound") is True:
             return safely(
                 lambda r: _deleted_post(r, source=source, query=query),
                 raw,
@@ -167,6 +172,9 @@ class BlueskySource:
         default = PDS_BASE_URL if self.authenticated else PUBLIC_BASE_URL
         self.base_url = (config.base_url or default).rstrip("/")
         self.page_size = min(100, int(opts.get("page_size", 100)))
+        # Posts found in the last `watch_hours` have their replies read again each run (at most
+        # `watch_threads` of them, newest first), as Hacker News stories do.
+        self._watch = WatchList.from_options(opts)
         self.http = Http(client, source=config.name, sleep=sleep)
         self._access: str | None = None
         self._refresh: str | None = None
@@ -238,6 +246,7 @@ class BlueskySource:
         marks = cursor_section(state, "since")
         backlog = cursor_section(state, "backlog")
         seen: set[str] = set()
+        self._watch.load(state)
         for query in self.config.queries:
             gap = backlog.pop(query, None)
             if (
@@ -266,6 +275,11 @@ class BlueskySource:
             if new_mark.state() is not None and new_mark.state() != marks.get(query):
                 marks[query] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
+        # Watched threads not found in this run are read again for new replies.
+        yield from self._watch.revisit(
+            state, config=self.config, seen=seen, now=utc_now().timestamp(), read=self._reread
+        )
+        yield Batch(cursor=cursor_snapshot(state))
 
     def _walk(
         self,
@@ -318,20 +332,13 @@ class BlueskySource:
         depth, size = self.config.thread_depth, self.config.thread_size
         if depth <= 0 or size <= 0:
             return
+        watched = self._watch.add(post.external_id, t=post.created_at.timestamp(), query=post.query)
         if not post.engagement.get("replies") and not post.parent_external_id:
             return
-        try:
-            body = self._get(
-                "app.bsky.feed.getPostThread",
-                {"uri": post.external_id, "depth": depth, "parentHeight": depth},
-            )
-        except SourceError as e:
-            if e.status in (400, 404):  # NotFound: deleted between search and thread
-                return
-            raise
-        thread = get_dict(body, "thread") if isinstance(body, dict) else {}
-        if not thread:
-            raise SourceError("getPostThread response without thread")
+        thread = self._thread(post.external_id)
+        if thread is None:
+            self._watch.drop(post.external_id)
+            return
         added = 0
         parent = thread.get("parent")
         hops = 0
@@ -340,18 +347,75 @@ class BlueskySource:
             if item is not None and page.add(item) is not None:
                 added += 1
             parent, hops = parent.get("parent"), hops + 1
+        watched["newest"] = self._replies(thread, page, query=post.query, since=None, added=added)
+
+    def _thread(self, uri: str) -> dict[str, Any] | None:
+        """The getPostThread view of a post, or None when it is gone (NotFound, or not readable)."""
+        try:
+            body = self._get(
+                "app.bsky.feed.getPostThread",
+                {
+                    "uri": uri,
+                    "depth": self.config.thread_depth,
+                    "parentHeight": self.config.thread_depth,
+                },
+            )
+        except SourceError as e:
+            if e.status in (400, 404):  # NotFound: deleted since it was found
+                return None
+            raise
+        thread = get_dict(body, "thread") if isinstance(body, dict) else {}
+        if not thread:
+            raise SourceError("getPostThread response without thread")
+        if thread.get("$type") in (_NOT_FOUND, _BLOCKED) or thread.get("notFound") is True:
+            return None
+        return thread
+
+    def _replies(
+        self,
+        thread: dict[str, Any],
+        page: Page,
+        *,
+        query: str | None,
+        since: float | None,
+        added: int,
+    ) -> float | None:
+        """Add the replies in a thread newer than ``since``; return the newest reply time read.
+
+        Replies go level by level down to ``thread_depth``; ``added`` posts of ``thread_size``
+        are already taken (the parents). Times are indexedAt, as for search marks.
+        """
+        depth, size = self.config.thread_depth, self.config.thread_size
+        newest = since
         level = [r for r in get_list(thread, "replies")]
         for _ in range(depth):
             next_level: list[Any] = []
             for node in level:
                 if added >= size:
-                    return
-                item = normalize_thread_node(node, source=self.name, query=post.query)
-                if item is not None and page.add(item) is not None:
-                    added += 1
+                    return newest
+                item = normalize_thread_node(node, source=self.name, query=query)
                 if isinstance(node, dict):
                     next_level.extend(get_list(node, "replies"))
+                if isinstance(item, NormalizedPost):
+                    t = _indexed_t(get_dict(node, "post"), item)
+                    if newest is None or t > newest:
+                        newest = t
+                    if since is not None and t <= since:
+                        continue  # read by an earlier run
+                if item is not None and page.add(item) is not None:
+                    added += 1
             level = next_level
+        return newest
+
+    def _reread(self, uri: str, watched: dict[str, Any], page: Page) -> bool:
+        """Add a watched post's new replies to ``page``; False when it is gone (NotFound)."""
+        thread = self._thread(uri)
+        if thread is None:
+            return False
+        watched["newest"] = self._replies(
+            thread, page, query=watched.get("query"), since=watched.get("newest"), added=0
+        )
+        return True
 
 
 def _indexed_t(view: Any, post: NormalizedPost) -> float:

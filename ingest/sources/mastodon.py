@@ -3,8 +3,10 @@
 Status ids are per instance, so the external id is the status ``uri`` (the same post seen on
 two instances is one post). Parent and root ids are resolved to URIs inside a context response;
 a reply whose parent was not fetched keeps ``parent_external_id=None`` (its ``in_reply_to_id``
-stays in ``raw``). Cursor: ``{"since_id": {"INSTANCE|TAG": status id}}``. Deleted statuses just
-disappear from the API, so nothing is yielded for them.
+stays in ``raw``). Cursor: ``{"since_id": {"INSTANCE|TAG": status id}, "backlog": {...},
+"threads": {...}}`` (``threads``: statuses whose replies are read again, see ingest.watch; each
+entry keeps the ``instance`` and the status ``id`` there, as context is asked per instance).
+Deleted statuses just disappear from the API, so nothing is yielded for them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
+from ingest.watch import WatchList
 
 PLATFORM = "mastodon"
 DEFAULT_INSTANCE = "https://mastodon.social"
@@ -122,6 +125,44 @@ def _since_params(since: str | None, link: str | None) -> dict[str, Any] | None:
     return {"since_id": since} if since and link and "since_id=" not in link else None
 
 
+@dataclass
+class _Context:
+    """A statuses/{id}/context answer around the focal status, links resolved to URIs."""
+
+    focal_id: str
+    ancestors: list[dict[str, Any]]
+    descendants: list[dict[str, Any]]
+    uri_of: dict[str, str]
+    reply_to: dict[str, str | None]
+    root: str | None
+
+    @classmethod
+    def read(cls, body: dict[str, Any], *, focal_id: str, focal_uri: str) -> _Context:
+        """The statuses of a context answer, with each one's URI and parent id."""
+        ancestors = [s for s in body.get("ancestors") or [] if isinstance(s, dict)]
+        descendants = [s for s in body.get("descendants") or [] if isinstance(s, dict)]
+        uri_of: dict[str, str] = {focal_id: focal_uri}
+        reply_to: dict[str, str | None] = {}
+        for s in (*ancestors, *descendants):
+            sid, suri = get_str(s, "id"), get_str(s, "uri")
+            if sid and suri:
+                uri_of[sid] = suri
+                reply_to[sid] = get_str(s, "in_reply_to_id")
+        # Ancestors come oldest first; the first is the root when the chain is complete.
+        root = get_str(ancestors[0], "uri") if ancestors else focal_uri
+        return cls(focal_id, ancestors, descendants, uri_of, reply_to, root)
+
+    def depth_below(self, sid: str, limit: int) -> int:
+        """Hops from a status up to the focal one (``limit + 1`` when more, or not under it)."""
+        hops, cur = 0, sid
+        while cur != self.focal_id and hops <= limit:
+            nxt = self.reply_to.get(cur)
+            if nxt is None:
+                return limit + 1
+            cur, hops = nxt, hops + 1
+        return hops
+
+
 class MastodonSource:
     """Statuses under each tag on each instance, with their conversations."""
 
@@ -137,6 +178,9 @@ class MastodonSource:
         self.tags = [str(t).lstrip("#").replace(" ", "") for t in tags if str(t).strip("# ")]
         self.page_size = min(40, int(opts.get("page_size", 40)))
         self.token = opts.get("access_token")
+        # Statuses found in the last `watch_hours` have their replies read again each run (at
+        # most `watch_threads` of them, newest first), as Hacker News stories do.
+        self._watch = WatchList.from_options(opts, keys=("instance", "id"))
         self.http = Http(client, source=config.name, sleep=sleep)
 
     def _headers(self) -> dict[str, str]:
@@ -154,6 +198,7 @@ class MastodonSource:
         backlog = cursor_section(state, "backlog")
         cutoff = utc_now() - timedelta(hours=self.config.backfill_hours)
         seen: set[str] = set()
+        self._watch.load(state)
         for instance in self.instances:
             for tag in self.tags:
                 key = f"{instance}|{tag}"
@@ -191,6 +236,11 @@ class MastodonSource:
                 if walk.newest and walk.newest != since:
                     marks[key] = walk.newest
                 yield Batch(cursor=cursor_snapshot(state))
+        # Watched threads not found in this run are read again for new replies.
+        yield from self._watch.revisit(
+            state, config=self.config, seen=seen, now=utc_now().timestamp(), read=self._reread
+        )
+        yield Batch(cursor=cursor_snapshot(state))
 
     def _walk(
         self,
@@ -249,50 +299,86 @@ class MastodonSource:
         focal_id = get_str(status, "id")
         if not focal_id:
             return
-        if not post.engagement.get("replies") and not get_str(status, "in_reply_to_id"):
+        watched = self._watch.add(
+            post.external_id,
+            t=post.created_at.timestamp(),
+            query=post.query,
+            instance=instance,
+            id=focal_id,
+        )
+        parent_id = get_str(status, "in_reply_to_id")
+        if not post.engagement.get("replies") and not parent_id:
             return
+        context = self._context(instance, focal_id, focal_uri=post.external_id)
+        if context is None:
+            self._watch.drop(post.external_id)
+            return
+        post.root_external_id = context.root
+        if parent_id:
+            post.parent_external_id = context.uri_of.get(parent_id)
+        added = 0
+        for s in context.ancestors[-depth:]:
+            if added >= size:
+                break
+            item = normalize_status(
+                s, source=self.name, query=post.query, uri_of=context.uri_of, root=context.root
+            )
+            if page.add(item) is not None:
+                added += 1
+        watched["newest"] = self._replies(context, page, query=post.query, since=None, added=added)
+
+    def _context(self, instance: str, focal_id: str, *, focal_uri: str) -> _Context | None:
+        """The context of a status on an instance, or None when it is gone (401/403/404)."""
         try:
             body = self.http.get_json(
                 f"{instance}/api/v1/statuses/{focal_id}/context", headers=self._headers()
             )
         except SourceError as e:
-            if e.status in (401, 403, 404):
-                return
+            if e.status in (401, 403, 404):  # deleted, or no longer visible to us
+                return None
             raise
         if not isinstance(body, dict):
             raise SourceError("context response is not an object")
-        ancestors = [s for s in body.get("ancestors") or [] if isinstance(s, dict)]
-        descendants = [s for s in body.get("descendants") or [] if isinstance(s, dict)]
-        uri_of: dict[str, str] = {focal_id: post.external_id}
-        reply_to: dict[str, str | None] = {focal_id: get_str(status, "in_reply_to_id")}
-        for s in (*ancestors, *descendants):
-            sid, suri = get_str(s, "id"), get_str(s, "uri")
-            if sid and suri:
-                uri_of[sid] = suri
-                reply_to[sid] = get_str(s, "in_reply_to_id")
-        # Ancestors come oldest first; the first is the root when the chain is complete.
-        root = get_str(ancestors[0], "uri") if ancestors else post.external_id
-        post.root_external_id = root
-        parent_id = reply_to[focal_id]
-        if parent_id:
-            post.parent_external_id = uri_of.get(parent_id)
+        return _Context.read(body, focal_id=focal_id, focal_uri=focal_uri)
 
-        def depth_below(sid: str) -> int:
-            hops, cur = 0, sid
-            while cur != focal_id and hops <= depth:
-                nxt = reply_to.get(cur)
-                if nxt is None:
-                    return depth + 1  # not under the focal status
-                cur, hops = nxt, hops + 1
-            return hops
+    def _replies(
+        self, context: _Context, page: Page, *, query: str | None, since: float | None, added: int
+    ) -> float | None:
+        """Add the descendants newer than ``since``; return the newest descendant time read.
 
-        chosen = ancestors[-depth:] + [
-            s for s in descendants if depth_below(get_str(s, "id") or "") <= depth
-        ]
-        added = 0
-        for s in chosen:
+        ``added`` posts of ``thread_size`` are already taken (the ancestors).
+        """
+        depth, size = self.config.thread_depth, self.config.thread_size
+        newest = since
+        for s in context.descendants:
             if added >= size:
                 break
-            item = normalize_status(s, source=self.name, query=post.query, uri_of=uri_of, root=root)
+            if context.depth_below(get_str(s, "id") or "", depth) > depth:
+                continue
+            item = normalize_status(
+                s, source=self.name, query=query, uri_of=context.uri_of, root=context.root
+            )
+            if isinstance(item, NormalizedPost):
+                t = item.created_at.timestamp()
+                if newest is None or t > newest:
+                    newest = t
+                if since is not None and t <= since:
+                    continue  # read by an earlier run
             if page.add(item) is not None:
                 added += 1
+        return newest
+
+    def _reread(self, uri: str, watched: dict[str, Any], page: Page) -> bool:
+        """Add a watched status's new replies to ``page``; False when it is gone.
+
+        An instance no longer configured counts as gone: the token goes to configured ones only.
+        """
+        if watched["instance"] not in self.instances:
+            return False
+        context = self._context(watched["instance"], watched["id"], focal_uri=uri)
+        if context is None:
+            return False
+        watched["newest"] = self._replies(
+            context, page, query=watched.get("query"), since=watched.get("newest"), added=0
+        )
+        return True
