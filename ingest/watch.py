@@ -9,7 +9,7 @@ keys, such as what it needs to ask for the thread again).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from core.settings import SourceConfig
@@ -17,8 +17,9 @@ from ingest.base import Batch
 from ingest.normalize import Page, cursor_snapshot
 
 # Adds a watched thread's new replies to the page and updates the entry's ``newest``; False
-# when the thread is gone.
-ReadThread = Callable[[str, dict[str, Any], Page], bool]
+# when the thread is gone. A reader of large threads may be a generator that hands on Batches
+# (without a cursor: the thread is not finished) and returns that bool.
+ReadThread = Callable[[str, dict[str, Any], Page], bool | Generator[Batch, None, bool]]
 
 
 def is_watch(entry: dict[str, Any], keys: tuple[str, ...] = ()) -> bool:
@@ -116,8 +117,9 @@ class WatchList:
     ) -> Iterator[Batch]:
         """Prune, then ``read`` each thread kept and not found in this run; a gone one is dropped.
 
-        The cursor is saved after each thread; a thread with new posts is one batch. A source
-        that reads no threads (``thread_depth`` or ``thread_size`` 0) only prunes.
+        The cursor is saved after each thread; a thread with new posts is one batch (after any
+        a generator ``read`` handed on). A source that reads no threads (``thread_depth`` or
+        ``thread_size`` 0) only prunes.
         """
         found_now = self.found_this_run()
         keep = self.prune(state, now=now)
@@ -127,7 +129,9 @@ class WatchList:
             if thread_id in found_now:
                 continue
             page = Page(source=config.name, seen=seen)
-            if not read(thread_id, entry, page):
+            read_now = read(thread_id, entry, page)
+            alive = read_now if isinstance(read_now, bool) else (yield from read_now)
+            if not alive:
                 self.drop(thread_id)
             self.save(state)
             if page:

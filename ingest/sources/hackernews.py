@@ -201,7 +201,9 @@ class HackerNewsSource:
                 since_all[query] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
         # Threads first found in this run were read just now; older ones are read again.
-        yield from self._revisit(state, seen, self._watch.found_this_run())
+        yield from self._watch.revisit(
+            state, config=self.config, seen=seen, now=utc_now().timestamp(), read=self._reread
+        )
         yield Batch(cursor=cursor_snapshot(state))
 
     def _pages(
@@ -301,22 +303,13 @@ class HackerNewsSource:
                 break
         return newest
 
-    def _revisit(
-        self, state: dict[str, Any], seen: set[str], expanded: set[str]
-    ) -> Iterator[Batch]:
-        """Read the watched threads again for replies newer than the last ones stored."""
-        keep = self._watch.prune(state, now=utc_now().timestamp())
-        if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
-            return
-        for story_id, watched in keep:
-            if story_id in expanded:
-                continue
-            page = Page(source=self.name, seen=seen)
-            watched["newest"] = self._replies(
-                story_id, watched.get("query"), page, since=watched.get("newest")
-            )
-            self._watch.save(state)
-            if page:
-                yield Batch(
-                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
-                )
+    def _reread(self, story_id: str, watched: dict[str, Any], page: Page) -> bool:
+        """Add a watched story's new replies to ``page``.
+
+        Always True: a story whose items answer is a 404 stays watched (``_replies`` keeps its
+        ``newest``), unlike the other sources' gone threads.
+        """
+        watched["newest"] = self._replies(
+            story_id, watched.get("query"), page, since=watched.get("newest")
+        )
+        return True

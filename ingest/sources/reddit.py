@@ -264,7 +264,10 @@ class RedditSource:
             if new_mark.state() is not None and new_mark.state() != marks.get(key):
                 marks[key] = new_mark.state()
             yield Batch(cursor=cursor_snapshot(state))
-        yield from self._revisit(state, seen)
+        # Watched submissions not found in this run are read again for new comments.
+        yield from self._watch.revisit(
+            state, config=self.config, seen=seen, now=utc_now().timestamp(), read=self._reread
+        )
         yield Batch(cursor=cursor_snapshot(state))
 
     def _walk(
@@ -395,32 +398,17 @@ class RedditSource:
                     yield from _flush(page)
         return tree.newest
 
-    def _revisit(self, state: dict[str, Any], seen: set[str]) -> Iterator[Batch]:
-        """Read the watched submissions' comments again for ones newer than the newest stored.
-
-        Submissions found in this run were read just now; one that is gone (403/404) is no
-        longer watched.
-        """
-        found_now = self._watch.found_this_run()
-        keep = self._watch.prune(state, now=utc_now().timestamp())
-        if self.config.thread_depth <= 0 or self.config.thread_size <= 0:
-            return
-        for link_id, watched in keep:
-            if link_id in found_now:
-                continue
-            page = Page(source=self.name, seen=seen)
-            comments = self._comments(link_id)
-            if comments is None:
-                self._watch.drop(link_id)
-            else:
-                watched["newest"] = yield from self._tree(
-                    link_id, comments, page, query=watched.get("query"), since=watched.get("newest")
-                )
-            self._watch.save(state)
-            if page:
-                yield Batch(
-                    posts=page.posts, quarantined=page.quarantined, cursor=cursor_snapshot(state)
-                )
+    def _reread(
+        self, link_id: str, watched: dict[str, Any], page: Page
+    ) -> Generator[Batch, None, bool]:
+        """Add a watched submission's new comments to ``page``; False when it is gone (403/404)."""
+        comments = self._comments(link_id)
+        if comments is None:
+            return False
+        watched["newest"] = yield from self._tree(
+            link_id, comments, page, query=watched.get("query"), since=watched.get("newest")
+        )
+        return True
 
     def _take(
         self, child: Any, tree: _Tree, page: Page, *, query: str | None

@@ -141,6 +141,11 @@ def own(name: str, **kw: Any) -> Reply:
     return Reply(body=OWN / name, **kw)
 
 
+def own_json(name: str) -> Any:
+    """One of this project's recorded-style fixtures, parsed."""
+    return json.loads((OWN / name).read_text(encoding="utf-8"))
+
+
 def as_json(data: Any, **kw: Any) -> Reply:
     return Reply(body=json.dumps(data).encode(), **kw)
 

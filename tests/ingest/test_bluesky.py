@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,16 +10,16 @@ import ingest.sources.bluesky as bluesky_module
 from ingest.sources import build_source
 from ingest.sources.bluesky import tid_time
 from tests.ingest.conftest import (
-    OWN,
     Reply,
     as_json,
     config,
     drain,
-    freeze_now,
     load_recorded,
     own,
+    own_json,
     recorded,
 )
+from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -187,27 +186,37 @@ FOUND = datetime(2023, 10, 20, 13, tzinfo=UTC)
 THREAD_FILE = "bluesky/getPostThread_with_parent.json"
 
 
-def _watched_post(api, client, sleeps, monkeypatch, *later):
+def _watched_post(api, client, sleeps, monkeypatch, *later) -> Watched:
     """A source whose search finds the hit; its thread is served as recorded, then ``later``."""
-    freeze_now(monkeypatch, bluesky_module, FOUND)
     api.add(SEARCH, own("bluesky_search_thread_hit.json"), q="atrrr")
     api.add(THREAD, recorded(THREAD_FILE), *later, uri=HIT)
     cfg = config("bluesky", api.url, queries=["atrrr"], thread_depth=5)
-    return lambda cursor=None: drain(build_source(cfg, client=client, sleep=sleeps), cursor)
+    return Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=bluesky_module,
+        cfg=cfg,
+        thread_id=HIT,
+        thread_path=THREAD,
+        created=datetime(2023, 10, 20, 12, tzinfo=UTC),
+        found=FOUND,
+    )
 
 
 def _grown_thread():
     """The recorded thread with one new reply (tests/fixtures/ingest) to the hit."""
     body = load_recorded(THREAD_FILE)
-    reply = json.loads((OWN / "bluesky_reply_3kbxyz2abcd2c.json").read_text(encoding="utf-8"))
+    reply = own_json("bluesky_reply_3kbxyz2abcd2c.json")
     assert reply["post"]["record"]["reply"]["parent"]["uri"] == HIT
     body["thread"]["replies"].insert(0, reply)
     return body
 
 
 def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeypatch):
-    run = _watched_post(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
-    first = run()
+    watched = _watched_post(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
+    first, second = check_read_again(watched, new={AT + "3kbxyz2abcd2c"})
     assert set(first.by_id()) == {
         AT + k for k in ("3kbi57u4sys2l", "3kbi56mwx5j2q", "3kbi55xm6u62v", "3kbi5dzaujr2n")
     }
@@ -215,20 +224,8 @@ def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeyp
     tail = load_recorded(THREAD_FILE)["thread"]["replies"][0]["post"]
     newest = datetime.fromisoformat(tail["indexedAt"]).timestamp()
     assert first.cursor["threads"] == {
-        HIT: {
-            "t": int((FOUND - timedelta(hours=1)).timestamp()),
-            "newest": newest,
-            "query": "atrrr",
-        }
+        HIT: {"t": int(watched.created.timestamp()), "newest": newest, "query": "atrrr"}
     }
-    assert json.loads(json.dumps(first.cursor)) == first.cursor
-    # Found in this run, so read once, not again by the same run's revisit.
-    assert len(api.requests_to(THREAD)) == 1
-
-    freeze_now(monkeypatch, bluesky_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)
-    # Only the new reply: the posts stored by the first run are passed over.
-    assert [p.external_id for p in second.posts] == [AT + "3kbxyz2abcd2c"]
     reply = second.posts[0]
     assert reply.parent_external_id == HIT and reply.root_external_id == AT + "3kbi55xm6u62v"
     assert reply.query == "atrrr"
@@ -236,28 +233,10 @@ def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeyp
         second.cursor["threads"][HIT]["newest"]
         == datetime(2023, 10, 20, 14, 0, 0, 500000, tzinfo=UTC).timestamp()
     )
-    assert len(api.requests_to(THREAD)) == 2
-
-    # A cursor from before watching (no ``threads``) still works and reads no thread.
-    old = {k: v for k, v in first.cursor.items() if k != "threads"}
-    third = run(old)
-    assert third.posts == [] and third.quarantined == []
-    assert len(api.requests_to(THREAD)) == 2
 
 
 def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
-    run = _watched_post(api, client, sleeps, monkeypatch)
-    first = run()
-    # At 23h old the post is still watched and read again (nothing new in it) ...
-    freeze_now(monkeypatch, bluesky_module, datetime(2023, 10, 21, 11, tzinfo=UTC))
-    second = run(first.cursor)
-    assert second.posts == [] and HIT in second.cursor["threads"]
-    assert len(api.requests_to(THREAD)) == 2
-    # ... at 25h old it is dropped without a request.
-    freeze_now(monkeypatch, bluesky_module, datetime(2023, 10, 21, 13, tzinfo=UTC))
-    third = run(second.cursor)
-    assert third.posts == [] and "threads" not in third.cursor
-    assert len(api.requests_to(THREAD)) == 2
+    check_ages_out(_watched_post(api, client, sleeps, monkeypatch))
 
 
 @pytest.mark.parametrize(
@@ -273,14 +252,4 @@ def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, mo
     ids=["400-NotFound", "notFoundPost"],
 )
 def test_a_deleted_watched_post_is_dropped(api, client, sleeps, monkeypatch, gone):
-    run = _watched_post(api, client, sleeps, monkeypatch, gone)
-    first = run()
-    assert HIT in first.cursor["threads"]
-
-    freeze_now(monkeypatch, bluesky_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)  # the NotFound does not fail the run
-    assert second.posts == [] and "threads" not in second.cursor
-    assert len(api.requests_to(THREAD)) == 2
-
-    third = run(second.cursor)
-    assert third.posts == [] and len(api.requests_to(THREAD)) == 2
+    check_gone_is_dropped(_watched_post(api, client, sleeps, monkeypatch, gone))

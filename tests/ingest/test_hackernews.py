@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import ingest.sources.hackernews as hackernews_module
 from ingest.base import Quarantined
 from ingest.http import SourceError
 from ingest.sources import build_source
@@ -20,6 +21,7 @@ from tests.ingest.conftest import (
     own,
     recorded,
 )
+from tests.ingest.watching import Watched, check_ages_out, check_read_again
 
 SEARCH = "/api/v1/search_by_date"
 
@@ -132,11 +134,9 @@ def test_truncated_response_is_a_source_error(api, client, sleeps):
 
 def test_a_burst_beyond_max_pages_is_read_by_the_next_run(api, client, sleeps, monkeypatch):
     """A run that runs out of pages keeps the unread time range and reads it next time."""
-    from ingest.sources import hackernews
-
     template = load_recorded("hn_algolia/search_by_date_story.json")["hits"][0]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    freeze_now(monkeypatch, hackernews, now)
+    freeze_now(monkeypatch, hackernews_module, now)
     floor = int(now.timestamp()) - 24 * 3600
     times = [floor + 600 + 60 * i for i in range(6)]  # t0 .. t5, served newest first
 
@@ -177,52 +177,87 @@ def test_a_burst_beyond_max_pages_is_read_by_the_next_run(api, client, sleeps, m
     assert second.cursor["since"][""]["t"] == float(times[5])
 
 
-def test_watched_threads_are_read_again_for_new_replies(api, client, sleeps, monkeypatch):
-    """Replies that arrive after a story was found are collected by later runs, for a while."""
-    from ingest.sources import hackernews
+# Watched stories: story 7000 is an hour old at FOUND, inside the default 24-hour watch.
+FOUND = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+STORY_T = int(FOUND.timestamp()) - 3600
+ITEMS = "/api/v1/items/7000"
 
-    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    freeze_now(monkeypatch, hackernews, now)
-    t = int(now.timestamp()) - 3600
-    template = load_recorded("hn_algolia/search_by_date_story.json")["hits"][0]
-    story = {**template, "objectID": "7000", "created_at_i": t, "num_comments": 1}
-    story["created_at"] = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
-    def node(i: int, dt: int, kids: list[dict[str, Any]] | None = None, parent: int = 7000) -> Any:
-        when = datetime.fromtimestamp(t + dt, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        return {
-            "id": i,
-            "created_at": when,
-            "created_at_i": t + dt,
-            "type": "comment",
-            "author": f"user{i}",
-            "text": f"reply {i}",
-            "parent_id": parent,
-            "story_id": 7000,
-            "children": kids or [],
+def _node(i: int, dt: int, kids: list[Any] | None = None, parent: int = 7000) -> dict[str, Any]:
+    """An items/{id} comment node posted ``dt`` seconds after the story."""
+    when = datetime.fromtimestamp(STORY_T + dt, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return {
+        "id": i,
+        "created_at": when,
+        "created_at_i": STORY_T + dt,
+        "type": "comment",
+        "author": f"user{i}",
+        "text": f"reply {i}",
+        "parent_id": parent,
+        "story_id": 7000,
+        "children": kids or [],
+    }
+
+
+def _story_tree(*children: dict[str, Any]) -> Reply:
+    return as_json(
+        {
+            "id": 7000,
+            "created_at_i": STORY_T,
+            "type": "story",
+            "title": "A story",
+            "children": children,
         }
+    )
 
-    tree = {"id": 7000, "created_at_i": t, "type": "story", "title": "A story", "children": []}
-    first = {**tree, "children": [node(7001, 60)]}
-    later = {**tree, "children": [node(7001, 60, [node(7002, 120, parent=7001)]), node(7003, 180)]}
-    api.add("/api/v1/items/7000", as_json(first), as_json(later))
-    api.add(SEARCH, as_json({"hits": [], "nbPages": 0}), numericFilters=f"created_at_i>={t}")
+
+def _watched_story(api, client, sleeps, monkeypatch, *later) -> Watched:
+    """A source whose search finds story 7000; its tree has reply 7001 at first, then ``later``."""
+    template = load_recorded("hn_algolia/search_by_date_story.json")["hits"][0]
+    created = datetime.fromtimestamp(STORY_T, UTC)
+    story = {**template, "objectID": "7000", "created_at_i": STORY_T, "num_comments": 1}
+    story["created_at"] = created.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    api.add(ITEMS, _story_tree(_node(7001, 60)), *later)
+    nothing = as_json({"hits": [], "nbPages": 0})
+    api.add(SEARCH, nothing, numericFilters=f"created_at_i>={STORY_T}")
     api.add(SEARCH, as_json({"hits": [story], "nbPages": 1}), tags="(story)")
-    api.add(SEARCH, as_json({"hits": [], "nbPages": 0}), tags="(comment)")
+    api.add(SEARCH, nothing, tags="(comment)")
     cfg = config("hackernews", api.url, queries=[""], thread_depth=3, backfill_hours=24)
+    return Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=hackernews_module,
+        cfg=cfg,
+        thread_id="7000",
+        thread_path=ITEMS,
+        created=created,
+        found=FOUND,
+    )
 
-    run1 = drain(build_source(cfg, client=client, sleep=sleeps))
-    assert sorted(run1.by_id()) == ["7000", "7001"]
-    assert run1.cursor["threads"]["7000"]["newest"] == t + 60
 
-    run2 = drain(build_source(cfg, client=client, sleep=sleeps), run1.cursor)
-    assert sorted(run2.by_id()) == ["7002", "7003"]
-    assert run2.by_id()["7002"].parent_external_id == "7001"
-    assert run2.cursor["threads"]["7000"]["newest"] == t + 180
+def test_watched_threads_are_read_again_for_new_replies(api, client, sleeps, monkeypatch):
+    """Replies that arrive after a story was found are collected by later runs."""
+    later = _story_tree(_node(7001, 60, [_node(7002, 120, parent=7001)]), _node(7003, 180))
+    watched = _watched_story(api, client, sleeps, monkeypatch, later)
+    first, second = check_read_again(watched, new={"7002", "7003"})
+    assert sorted(first.by_id()) == ["7000", "7001"]
+    assert first.cursor["threads"]["7000"]["newest"] == STORY_T + 60
+    assert second.by_id()["7002"].parent_external_id == "7001"
+    assert second.cursor["threads"]["7000"]["newest"] == STORY_T + 180
 
-    # A day later the thread is no longer watched: no more requests for it.
-    freeze_now(monkeypatch, hackernews, now + timedelta(hours=25))
-    n_items = len(api.requests_to("/api/v1/items/7000"))
-    run3 = drain(build_source(cfg, client=client, sleep=sleeps), run2.cursor)
-    assert run3.posts == [] and "threads" not in run3.cursor
-    assert len(api.requests_to("/api/v1/items/7000")) == n_items == 2
+
+def test_a_story_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
+    check_ages_out(_watched_story(api, client, sleeps, monkeypatch))
+
+
+def test_a_watched_story_whose_items_answer_404_stays_watched(api, client, sleeps, monkeypatch):
+    """Unlike the other sources, a 404 for a watched story does not drop it: it is asked again."""
+    watched = _watched_story(api, client, sleeps, monkeypatch, Reply(404, b'{"status": 404}'))
+    first = watched.run()
+    watched.at(FOUND + timedelta(hours=1))
+    second = watched.run(first.cursor)  # the 404 does not fail the run
+    assert second.posts == [] and second.cursor["threads"] == first.cursor["threads"]
+    third = watched.run(second.cursor)
+    assert third.posts == [] and watched.reads() == 3

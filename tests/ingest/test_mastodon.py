@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import copy
 from datetime import UTC, datetime, timedelta
 
 import ingest.sources.mastodon as mastodon_module
 from ingest.sources import build_source
 from tests.ingest.conftest import (
-    OWN,
     Reply,
     as_json,
     config,
@@ -16,8 +15,10 @@ from tests.ingest.conftest import (
     freeze_now,
     load_recorded,
     own,
+    own_json,
     recorded,
 )
+from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
 
 
 def test_two_instances_one_post_per_uri_then_nothing_new(api, client, sleeps):
@@ -150,101 +151,75 @@ CONTEXT_FILE = "mastodon/statuses_109294719267373593_context.json"
 NEW_REPLY = "mastodon_status_109303400000000001.json"
 
 
-def _watched_status(api, client, sleeps, monkeypatch, *later):
+def _watched_status(api, client, sleeps, monkeypatch, *later) -> Watched:
     """A source finding the focal status; its context is served as recorded, then ``later``."""
-    freeze_now(monkeypatch, mastodon_module, FOUND)
     api.add("/api/v1/timelines/tag/rstats", own("mastodon_tag_focal.json"))
     api.add(CONTEXT, recorded(CONTEXT_FILE), *later)
     cfg = config("mastodon", api.url, queries=["rstats"], thread_depth=10, thread_size=1000)
-    return lambda cursor=None: drain(build_source(cfg, client=client, sleep=sleeps), cursor)
+    return Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=mastodon_module,
+        cfg=cfg,
+        thread_id=FOCAL_URI,
+        thread_path=CONTEXT,
+        created=datetime(2022, 11, 6, 3, 20, tzinfo=UTC),
+        found=FOUND,
+    )
 
 
 def _grown_context():
     """The recorded context with one new reply (tests/fixtures/ingest) to the focal status."""
     context = load_recorded(CONTEXT_FILE)
-    reply = json.loads((OWN / NEW_REPLY).read_text(encoding="utf-8"))
+    reply = own_json(NEW_REPLY)
     assert reply["in_reply_to_id"] == FOCAL_ID
     context["descendants"].append(reply)
     return context
 
 
 def test_watched_status_is_read_again_for_new_replies(api, client, sleeps, monkeypatch):
-    run = _watched_status(api, client, sleeps, monkeypatch, as_json(_grown_context()))
-    first = run()
+    watched = _watched_status(api, client, sleeps, monkeypatch, as_json(_grown_context()))
+    new_uri = "https://mastodon.social/users/austinkocher/statuses/109303400000000001"
+    first, second = check_read_again(watched, new={new_uri})
     descendants = load_recorded(CONTEXT_FILE)["descendants"]
     assert set(first.by_id()) == {FOCAL_URI} | {s["uri"] for s in descendants}
     newest = max(datetime.fromisoformat(s["created_at"]).timestamp() for s in descendants)
     assert first.cursor["threads"] == {
         FOCAL_URI: {
-            "t": int(datetime(2022, 11, 6, 3, 20, tzinfo=UTC).timestamp()),
+            "t": int(watched.created.timestamp()),
             "newest": newest,
             "query": "#rstats",
             "instance": api.url,
             "id": FOCAL_ID,
         }
     }
-    assert json.loads(json.dumps(first.cursor)) == first.cursor
-    # Found in this run, so read once, not again by the same run's revisit.
-    assert len(api.requests_to(CONTEXT)) == 1
-
-    freeze_now(monkeypatch, mastodon_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)
-    # Only the new reply: the statuses stored by the first run are passed over.
-    new_uri = "https://mastodon.social/users/austinkocher/statuses/109303400000000001"
-    assert [p.external_id for p in second.posts] == [new_uri]
     reply = second.posts[0]
     assert reply.parent_external_id == FOCAL_URI and reply.root_external_id == FOCAL_URI
     assert reply.query == "#rstats"
     assert reply.created_at == datetime(2022, 11, 7, 16, tzinfo=UTC)
     assert second.cursor["threads"][FOCAL_URI]["newest"] == reply.created_at.timestamp()
-    assert len(api.requests_to(CONTEXT)) == 2
-
-    # A cursor from before watching (no ``threads``) still works and reads no context.
-    old = {k: v for k, v in first.cursor.items() if k != "threads"}
-    third = run(old)
-    assert third.posts == [] and third.quarantined == []
-    assert len(api.requests_to(CONTEXT)) == 2
 
 
 def test_a_status_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
-    run = _watched_status(api, client, sleeps, monkeypatch)
-    first = run()
-    # At 23h old the status is still watched and read again (nothing new in it) ...
-    freeze_now(monkeypatch, mastodon_module, datetime(2022, 11, 7, 2, 20, tzinfo=UTC))
-    second = run(first.cursor)
-    assert second.posts == [] and FOCAL_URI in second.cursor["threads"]
-    assert len(api.requests_to(CONTEXT)) == 2
-    # ... at 25h old it is dropped without a request.
-    freeze_now(monkeypatch, mastodon_module, datetime(2022, 11, 7, 4, 20, tzinfo=UTC))
-    third = run(second.cursor)
-    assert third.posts == [] and "threads" not in third.cursor
-    assert len(api.requests_to(CONTEXT)) == 2
+    check_ages_out(_watched_status(api, client, sleeps, monkeypatch))
 
 
 def test_a_deleted_watched_status_is_dropped(api, client, sleeps, monkeypatch):
     gone = Reply(404, b'{"error": "Record not found"}')
-    run = _watched_status(api, client, sleeps, monkeypatch, gone)
-    first = run()
-    assert FOCAL_URI in first.cursor["threads"]
-
-    freeze_now(monkeypatch, mastodon_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)  # the 404 does not fail the run
-    assert second.posts == [] and "threads" not in second.cursor
-    assert len(api.requests_to(CONTEXT)) == 2
-
-    third = run(second.cursor)
-    assert third.posts == [] and len(api.requests_to(CONTEXT)) == 2
+    check_gone_is_dropped(_watched_status(api, client, sleeps, monkeypatch, gone))
 
 
 def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
     api, client, sleeps, monkeypatch
 ):
-    run = _watched_status(api, client, sleeps, monkeypatch)
-    first = run()
-    moved = json.loads(json.dumps(first.cursor))
+    watched = _watched_status(api, client, sleeps, monkeypatch)
+    first = watched.run()
+    moved = copy.deepcopy(first.cursor)
     moved["threads"][FOCAL_URI]["instance"] = f"{api.url}/elsewhere"
-    freeze_now(monkeypatch, mastodon_module, FOUND + timedelta(hours=1))
-    second = run(moved)
+    watched.at(FOUND + timedelta(hours=1))
+    second = watched.run(moved)
     assert second.posts == [] and "threads" not in second.cursor
-    assert len(api.requests_to(CONTEXT)) == 1
+    assert watched.reads() == 1
     assert api.requests_to(f"/elsewhere{CONTEXT}") == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +10,6 @@ import ingest.sources.reddit as reddit_module
 from ingest.http import SourceError
 from ingest.sources import build_source
 from tests.ingest.conftest import (
-    OWN,
     Reply,
     as_json,
     config,
@@ -19,8 +17,10 @@ from tests.ingest.conftest import (
     freeze_now,
     load_recorded,
     own,
+    own_json,
     recorded,
 )
+from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
 
 
 def _serve_listings(api):
@@ -100,18 +100,26 @@ def _more_ids(children, out):
     return out
 
 
-def test_comment_tree_with_more_stubs(api, client, sleeps, monkeypatch):
-    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, tzinfo=UTC))
+THREAD = "/comments/1cebxh.json"
+
+
+def _self_1cebxh(api, *later, more_limit: int):
+    """Serve r/self finding thread 1cebxh (as recorded, then ``later``); a config reading it."""
     api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
-    api.add("/comments/1cebxh.json", recorded("reddit/comments_thread_1cebxh.json"))
-    api.add("/api/morechildren", recorded("reddit/morechildren.json"))
-    cfg = config(
+    api.add(THREAD, recorded("reddit/comments_thread_1cebxh.json"), *later)
+    return config(
         "reddit",
         api.url,
         thread_depth=50,
         thread_size=10_000,
-        options={"subreddits": ["self"], "more_limit": 1},
+        options={"subreddits": ["self"], "more_limit": more_limit},
     )
+
+
+def test_comment_tree_with_more_stubs(api, client, sleeps, monkeypatch):
+    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, tzinfo=UTC))
+    api.add("/api/morechildren", recorded("reddit/morechildren.json"))
+    cfg = _self_1cebxh(api, more_limit=1)
     got = drain(build_source(cfg, client=client, sleep=sleeps))
     posts = got.by_id()
 
@@ -142,7 +150,7 @@ def test_comment_tree_with_more_stubs(api, client, sleeps, monkeypatch):
     assert (
         calls[0].params["children"].split(",") == _more_ids(thread[1]["data"]["children"], [])[:100]
     )
-    tree_call = api.requests_to("/comments/1cebxh.json")[0]
+    tree_call = api.requests_to(THREAD)[0]
     assert tree_call.params["depth"] == "50" and tree_call.params["sort"] == "new"
 
 
@@ -227,23 +235,23 @@ def test_a_listing_cut_short_by_max_pages_is_finished_by_the_next_run(
 # Watched threads: the recorded thread 1cebxh was posted 2013-04-15 16:44:39 UTC, so at FOUND it
 # is seven hours old, inside the default 24-hour watch.
 FOUND = datetime(2013, 4, 16, tzinfo=UTC)
-THREAD = "/comments/1cebxh.json"
 
 
-def _watched_thread(api, client, sleeps, monkeypatch, *later):
+def _watched_thread(api, client, sleeps, monkeypatch, *later) -> Watched:
     """A source whose listing finds thread 1cebxh, served as recorded first, then ``later``."""
-    freeze_now(monkeypatch, reddit_module, FOUND)
-    api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
-    api.add(THREAD, recorded("reddit/comments_thread_1cebxh.json"), *later)
-    # more_limit=0: the recorded morechildren answer belongs to another (2020) thread.
-    cfg = config(
-        "reddit",
-        api.url,
-        thread_depth=50,
-        thread_size=10_000,
-        options={"subreddits": ["self"], "more_limit": 0},
+    return Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=reddit_module,
+        # more_limit=0: the recorded morechildren answer belongs to another (2020) thread.
+        cfg=_self_1cebxh(api, *later, more_limit=0),
+        thread_id="t3_1cebxh",
+        thread_path=THREAD,
+        created=datetime(2013, 4, 15, 16, 44, 39, tzinfo=UTC),
+        found=FOUND,
     )
-    return lambda cursor=None: drain(build_source(cfg, client=client, sleep=sleeps), cursor)
 
 
 def _grown_thread():
@@ -251,65 +259,45 @@ def _grown_thread():
     thread = load_recorded("reddit/comments_thread_1cebxh.json")
     top = thread[1]["data"]["children"][0]["data"]
     assert top["name"] == "t1_c9ftsjg"
-    reply = json.loads((OWN / "reddit_comment_c9zz001.json").read_text(encoding="utf-8"))
+    reply = own_json("reddit_comment_c9zz001.json")
     top["replies"]["data"]["children"].insert(0, reply)  # sort=new: the newest first
     return thread
 
 
 def test_watched_thread_is_read_again_for_new_comments(api, client, sleeps, monkeypatch):
-    run = _watched_thread(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
-    first = run()
+    watched = _watched_thread(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
+    first, second = check_read_again(watched, new={"t1_c9zz001"})
     tree = _walk(load_recorded("reddit/comments_thread_1cebxh.json")[1]["data"]["children"], [])
     assert set(first.by_id()) == {"t3_1cebxh"} | {c["name"] for c in tree}
     newest = max(int(c["created_utc"]) for c in tree)
     assert first.cursor["threads"] == {
         "t3_1cebxh": {"t": 1366044279, "newest": newest, "query": None}
     }
-    assert json.loads(json.dumps(first.cursor)) == first.cursor
-    # Found in this run, so read once, not again by the same run's revisit.
-    assert len(api.requests_to(THREAD)) == 1
-
-    freeze_now(monkeypatch, reddit_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)
-    # Only the new reply: the comments stored by the first run are passed over.
-    assert [p.external_id for p in second.posts] == ["t1_c9zz001"]
     reply = second.posts[0]
     assert reply.parent_external_id == "t1_c9ftsjg" and reply.root_external_id == "t3_1cebxh"
     assert reply.created_at == datetime.fromtimestamp(1366231907, tz=UTC)
     assert second.cursor["threads"]["t3_1cebxh"]["newest"] == 1366231907
-    assert len(api.requests_to(THREAD)) == 2
 
-    # A cursor from before watching (no ``threads``) still works and reads no thread.
-    old = {k: v for k, v in first.cursor.items() if k != "threads"}
-    third = run(old)
-    assert third.posts == [] and third.quarantined == []
-    assert len(api.requests_to(THREAD)) == 2
+
+def test_a_large_watched_thread_is_handed_on_in_batches(api, client, sleeps, monkeypatch):
+    """A revisit hands on the pages its tree walk flushes, without a cursor, as they come."""
+    monkeypatch.setattr(reddit_module, "_FLUSH_POSTS", 1)
+    watched = _watched_thread(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
+    first = watched.run()
+    watched.at(FOUND + timedelta(hours=1))
+    batches = list(
+        build_source(watched.cfg, client=client, sleep=sleeps).fetch(cursor=first.cursor)
+    )
+    flushed = [b for b in batches if b.posts]
+    assert [[p.external_id for p in b.posts] for b in flushed] == [["t1_c9zz001"]]
+    assert flushed[0].cursor is None
+    assert batches[-1].cursor["threads"]["t3_1cebxh"]["newest"] == 1366231907
 
 
 def test_a_thread_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
-    run = _watched_thread(api, client, sleeps, monkeypatch)
-    first = run()
-    # At 23h old the thread is still watched and read again (nothing new in it) ...
-    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, 15, 44, tzinfo=UTC))
-    second = run(first.cursor)
-    assert second.posts == [] and "t3_1cebxh" in second.cursor["threads"]
-    assert len(api.requests_to(THREAD)) == 2
-    # ... at 25h old it is dropped without a request.
-    freeze_now(monkeypatch, reddit_module, datetime(2013, 4, 16, 17, 44, tzinfo=UTC))
-    third = run(second.cursor)
-    assert third.posts == [] and "threads" not in third.cursor
-    assert len(api.requests_to(THREAD)) == 2
+    check_ages_out(_watched_thread(api, client, sleeps, monkeypatch))
 
 
 def test_a_deleted_watched_thread_is_dropped(api, client, sleeps, monkeypatch):
-    run = _watched_thread(api, client, sleeps, monkeypatch, Reply(404, b'{"error": 404}'))
-    first = run()
-    assert "t3_1cebxh" in first.cursor["threads"]
-
-    freeze_now(monkeypatch, reddit_module, FOUND + timedelta(hours=1))
-    second = run(first.cursor)  # the 404 does not fail the run
-    assert second.posts == [] and "threads" not in second.cursor
-    assert len(api.requests_to(THREAD)) == 2
-
-    third = run(second.cursor)
-    assert third.posts == [] and len(api.requests_to(THREAD)) == 2
+    gone = Reply(404, b'{"error": 404}')
+    check_gone_is_dropped(_watched_thread(api, client, sleeps, monkeypatch, gone))
