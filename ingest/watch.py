@@ -44,6 +44,7 @@ class WatchList:
         self.keys = keys
         self.entries: dict[str, dict[str, Any]] = {}
         self._loaded: set[str] = set()
+        self._state: dict[str, Any] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, keys: tuple[str, ...] = ()) -> WatchList:
@@ -63,14 +64,25 @@ class WatchList:
             if isinstance(v, dict) and is_watch(v, self.keys)
         }
         self._loaded = set(self.entries)
+        self._state = state
 
     def add(self, thread_id: str, *, t: float, query: str | None, **extra: str) -> dict[str, Any]:
         """Watch a thread just found (an entry already there is kept); its entry.
 
+        The thread goes into the cursor ``load`` was given at once (its ``newest`` follows at
+        the next ``save``: until then a re-read starts from the thread's beginning, which the
+        store deduplicates).
+
         ``extra`` keys are stored in the entry (the ``keys`` a source reads back).
         """
-        entry = {"t": int(t), "newest": None, "query": query, **extra}
-        return self.entries.setdefault(thread_id, entry)
+        entry = self.entries.get(thread_id)
+        if entry is None:
+            entry = self.entries[thread_id] = {"t": int(t), "newest": None, "query": query, **extra}
+            # Into the run's cursor now: the batch that stores the thread's post carries it, so
+            # a run that stops before its end still watches the threads it committed.
+            if self._state is not None:
+                self.save(self._state)
+        return entry
 
     def found_this_run(self) -> set[str]:
         """Threads added since ``load``: their trees were read just now."""

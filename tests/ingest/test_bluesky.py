@@ -19,7 +19,13 @@ from tests.ingest.conftest import (
     own_json,
     recorded,
 )
-from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
+from tests.ingest.watching import (
+    Watched,
+    check_ages_out,
+    check_gone_is_dropped,
+    check_read_again,
+    check_watched_from_its_batch,
+)
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -253,3 +259,7 @@ def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, mo
 )
 def test_a_deleted_watched_post_is_dropped(api, client, sleeps, monkeypatch, gone):
     check_gone_is_dropped(_watched_post(api, client, sleeps, monkeypatch, gone))
+
+
+def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
+    check_watched_from_its_batch(_watched_post(api, client, sleeps, monkeypatch))

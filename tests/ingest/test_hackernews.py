@@ -21,7 +21,12 @@ from tests.ingest.conftest import (
     own,
     recorded,
 )
-from tests.ingest.watching import Watched, check_ages_out, check_read_again
+from tests.ingest.watching import (
+    Watched,
+    check_ages_out,
+    check_read_again,
+    check_watched_from_its_batch,
+)
 
 SEARCH = "/api/v1/search_by_date"
 
@@ -261,3 +266,7 @@ def test_a_watched_story_whose_items_answer_404_stays_watched(api, client, sleep
     assert second.posts == [] and second.cursor["threads"] == first.cursor["threads"]
     third = watched.run(second.cursor)
     assert third.posts == [] and watched.reads() == 3
+
+
+def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
+    check_watched_from_its_batch(_watched_story(api, client, sleeps, monkeypatch))

@@ -18,7 +18,13 @@ from tests.ingest.conftest import (
     own_json,
     recorded,
 )
-from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
+from tests.ingest.watching import (
+    Watched,
+    check_ages_out,
+    check_gone_is_dropped,
+    check_read_again,
+    check_watched_from_its_batch,
+)
 
 
 def test_two_instances_one_post_per_uri_then_nothing_new(api, client, sleeps):
@@ -223,3 +229,7 @@ def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
     assert second.posts == [] and "threads" not in second.cursor
     assert watched.reads() == 1
     assert api.requests_to(f"/elsewhere{CONTEXT}") == []
+
+
+def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
+    check_watched_from_its_batch(_watched_status(api, client, sleeps, monkeypatch))

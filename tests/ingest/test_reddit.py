@@ -20,7 +20,13 @@ from tests.ingest.conftest import (
     own_json,
     recorded,
 )
-from tests.ingest.watching import Watched, check_ages_out, check_gone_is_dropped, check_read_again
+from tests.ingest.watching import (
+    Watched,
+    check_ages_out,
+    check_gone_is_dropped,
+    check_read_again,
+    check_watched_from_its_batch,
+)
 
 
 def _serve_listings(api):
@@ -301,3 +307,7 @@ def test_a_thread_older_than_watch_hours_is_not_read_again(api, client, sleeps, 
 def test_a_deleted_watched_thread_is_dropped(api, client, sleeps, monkeypatch):
     gone = Reply(404, b'{"error": 404}')
     check_gone_is_dropped(_watched_thread(api, client, sleeps, monkeypatch, gone))
+
+
+def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
+    check_watched_from_its_batch(_watched_thread(api, client, sleeps, monkeypatch))

@@ -106,3 +106,19 @@ def check_gone_is_dropped(watched: Watched) -> None:
 
     third = watched.run(second.cursor)
     assert third.posts == [] and watched.reads() == 2
+
+
+def check_watched_from_its_batch(watched: Watched) -> None:
+    """The batch that hands on the thread's post carries it in its cursor already.
+
+    So a run that stops after committing that batch (a crash, a deploy) still watches the
+    thread; the run's end is not needed.
+    """
+    source = build_source(watched.cfg, client=watched.client, sleep=watched.sleeps)
+    found = False
+    for batch in source.fetch(cursor={}):
+        found = found or any(p.external_id == watched.thread_id for p in batch.posts)
+        if found and batch.cursor is not None:
+            assert watched.thread_id in batch.cursor.get("threads", {})
+            return
+    raise AssertionError(f"no batch handed on {watched.thread_id} with a cursor")
