@@ -128,7 +128,8 @@ class Settings(BaseSettings):
     model_path: str = ""
     # Runtime of the encoder: ONNX Runtime (the same weights, exported once into a cache under
     # data_dir) or torch. ONNX fp32 keeps torch fp32's labels; int8 (part of the weights
-    # quantized per channel) is ~20% faster but broke design.md's label rule (BENCHMARKS.md).
+    # quantized per channel) is 10-20% faster and keeps design.md's label rule with the current
+    # heads by a margin of 3 posts, but broke it with earlier heads (BENCHMARKS.md).
     classifier_backend: Literal["onnx", "torch"] = "onnx"
     onnx_precision: Literal["int8", "fp32"] = "fp32"
     taxonomy_path: Path | None = None

@@ -9,6 +9,7 @@ import pytest
 import ingest.sources.bluesky as bluesky_module
 from ingest.sources import build_source
 from ingest.sources.bluesky import tid_time
+from tests.ingest import watching
 from tests.ingest.conftest import (
     Reply,
     as_json,
@@ -19,13 +20,7 @@ from tests.ingest.conftest import (
     own_json,
     recorded,
 )
-from tests.ingest.watching import (
-    Watched,
-    check_ages_out,
-    check_gone_is_dropped,
-    check_read_again,
-    check_watched_from_its_batch,
-)
+from tests.ingest.watching import Watched
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -222,7 +217,7 @@ def _grown_thread():
 
 def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeypatch):
     watched = _watched_post(api, client, sleeps, monkeypatch, as_json(_grown_thread()))
-    first, second = check_read_again(watched, new={AT + "3kbxyz2abcd2c"})
+    first, second = watching.check_read_again(watched, new={AT + "3kbxyz2abcd2c"})
     assert set(first.by_id()) == {
         AT + k for k in ("3kbi57u4sys2l", "3kbi56mwx5j2q", "3kbi55xm6u62v", "3kbi5dzaujr2n")
     }
@@ -242,7 +237,7 @@ def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeyp
 
 
 def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
-    check_ages_out(_watched_post(api, client, sleeps, monkeypatch))
+    watching.check_ages_out(_watched_post(api, client, sleeps, monkeypatch))
 
 
 @pytest.mark.parametrize(
@@ -258,8 +253,8 @@ def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, mo
     ids=["400-NotFound", "notFoundPost"],
 )
 def test_a_deleted_watched_post_is_dropped(api, client, sleeps, monkeypatch, gone):
-    check_gone_is_dropped(_watched_post(api, client, sleeps, monkeypatch, gone))
+    watching.check_gone_is_dropped(_watched_post(api, client, sleeps, monkeypatch, gone))
 
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
-    check_watched_from_its_batch(_watched_post(api, client, sleeps, monkeypatch))
+    watching.check_watched_from_its_batch(_watched_post(api, client, sleeps, monkeypatch))

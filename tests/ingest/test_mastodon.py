@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import ingest.sources.mastodon as mastodon_module
 from ingest.sources import build_source
+from tests.ingest import watching
 from tests.ingest.conftest import (
     Reply,
     as_json,
@@ -18,13 +19,7 @@ from tests.ingest.conftest import (
     own_json,
     recorded,
 )
-from tests.ingest.watching import (
-    Watched,
-    check_ages_out,
-    check_gone_is_dropped,
-    check_read_again,
-    check_watched_from_its_batch,
-)
+from tests.ingest.watching import Watched
 
 
 def test_two_instances_one_post_per_uri_then_nothing_new(api, client, sleeps):
@@ -188,7 +183,7 @@ def _grown_context():
 def test_watched_status_is_read_again_for_new_replies(api, client, sleeps, monkeypatch):
     watched = _watched_status(api, client, sleeps, monkeypatch, as_json(_grown_context()))
     new_uri = "https://mastodon.social/users/austinkocher/statuses/109303400000000001"
-    first, second = check_read_again(watched, new={new_uri})
+    first, second = watching.check_read_again(watched, new={new_uri})
     descendants = load_recorded(CONTEXT_FILE)["descendants"]
     assert set(first.by_id()) == {FOCAL_URI} | {s["uri"] for s in descendants}
     newest = max(datetime.fromisoformat(s["created_at"]).timestamp() for s in descendants)
@@ -209,12 +204,12 @@ def test_watched_status_is_read_again_for_new_replies(api, client, sleeps, monke
 
 
 def test_a_status_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):
-    check_ages_out(_watched_status(api, client, sleeps, monkeypatch))
+    watching.check_ages_out(_watched_status(api, client, sleeps, monkeypatch))
 
 
 def test_a_deleted_watched_status_is_dropped(api, client, sleeps, monkeypatch):
     gone = Reply(404, b'{"error": "Record not found"}')
-    check_gone_is_dropped(_watched_status(api, client, sleeps, monkeypatch, gone))
+    watching.check_gone_is_dropped(_watched_status(api, client, sleeps, monkeypatch, gone))
 
 
 def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
@@ -232,4 +227,4 @@ def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
 
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
-    check_watched_from_its_batch(_watched_status(api, client, sleeps, monkeypatch))
+    watching.check_watched_from_its_batch(_watched_status(api, client, sleeps, monkeypatch))
