@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
+from core.logging import get_logger
 from core.settings import SourceConfig
 from ingest.base import Batch, NormalizedPost, Quarantined
 from ingest.http import Http, SleepFn, SourceError, decode_json
@@ -40,7 +41,11 @@ from ingest.normalize import (
 from ingest.text import clean_text, html_to_text
 from ingest.watch import WatchList
 
+log = get_logger(__name__)
+
 PLATFORM = "mastodon"
+# A status this client may not see now (token, instance rules): not the same as deleted.
+HIDDEN = (401, 403)
 DEFAULT_INSTANCE = "https://mastodon.social"
 
 
@@ -309,7 +314,12 @@ class MastodonSource:
         parent_id = get_str(status, "in_reply_to_id")
         if not post.engagement.get("replies") and not parent_id:
             return
-        context = self._context(instance, focal_id, focal_uri=post.external_id)
+        try:
+            context = self._context(instance, focal_id, focal_uri=post.external_id)
+        except SourceError as e:
+            if e.status not in HIDDEN:
+                raise
+            context = None  # not visible to us: the status alone is stored
         if context is None:
             self._watch.drop(post.external_id)
             return
@@ -328,13 +338,17 @@ class MastodonSource:
         watched["newest"] = self._replies(context, page, query=post.query, since=None, added=added)
 
     def _context(self, instance: str, focal_id: str, *, focal_uri: str) -> _Context | None:
-        """The context of a status on an instance, or None when it is gone (401/403/404)."""
+        """The context of a status on an instance, or None when it is gone (404/410).
+
+        401/403 (not visible to this client: its token, the instance's rules) raise SourceError,
+        so each caller decides what a status hidden for now means.
+        """
         try:
             body = self.http.get_json(
                 f"{instance}/api/v1/statuses/{focal_id}/context", headers=self._headers()
             )
         except SourceError as e:
-            if e.status in (401, 403, 404):  # deleted, or no longer visible to us
+            if e.status in (404, 410):  # deleted
                 return None
             raise
         if not isinstance(body, dict):
@@ -372,10 +386,19 @@ class MastodonSource:
         """Add a watched status's new replies to ``page``; False when it is gone.
 
         An instance no longer configured counts as gone: the token goes to configured ones only.
+        A status hidden from us for now (401/403) stays watched.
         """
         if watched["instance"] not in self.instances:
             return False
-        context = self._context(watched["instance"], watched["id"], focal_uri=uri)
+        try:
+            context = self._context(watched["instance"], watched["id"], focal_uri=uri)
+        except SourceError as e:
+            if e.status not in HIDDEN:
+                raise
+            # An expired token or a changed instance rule hides every thread at once: keep them
+            # watched and ask again next run (they still age out).
+            log.warning("ingest.watched_thread_hidden", source=self.name, status=e.status)
+            return True
         if context is None:
             return False
         watched["newest"] = self._replies(

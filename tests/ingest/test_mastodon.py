@@ -212,6 +212,22 @@ def test_a_deleted_watched_status_is_dropped(api, client, sleeps, monkeypatch):
     watching.check_gone_is_dropped(_watched_status(api, client, sleeps, monkeypatch, gone))
 
 
+def test_a_watched_status_hidden_for_a_run_stays_watched(api, client, sleeps, monkeypatch):
+    denied = Reply(401, b'{"error": "The access token is invalid"}')
+    watched = _watched_status(api, client, sleeps, monkeypatch, denied, as_json(_grown_context()))
+    first = watched.run()
+    watched.at(FOUND + timedelta(hours=1))
+    second = watched.run(first.cursor)
+    # A token problem hides every thread at once: none is dropped, the run goes on.
+    assert second.posts == []
+    assert second.cursor["threads"] == first.cursor["threads"]
+    third = watched.run(second.cursor)
+    assert [p.external_id for p in third.posts] == [
+        "https://mastodon.social/users/austinkocher/statuses/109303400000000001"
+    ]
+    assert watched.reads() == 3
+
+
 def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
     api, client, sleeps, monkeypatch
 ):
