@@ -2,8 +2,9 @@
 
 A thread keeps growing after its post was found, and most of its replies never match a search
 query. Cursor: ``{"threads": {thread_id: {"t": created, "newest": reply time | None, "query":
-q, ...}}}`` (``newest``: the newest reply time read in that thread so far; a source may keep more
-keys, such as what it needs to ask for the thread again).
+q, "newest_ids": [...], ...}}}`` (``newest``: the newest reply time read in that thread so far;
+``newest_ids``: the ids of the replies read at exactly that time, absent in older cursors; a
+source may keep more keys, such as what it needs to ask for the thread again).
 """
 
 from __future__ import annotations
@@ -14,18 +15,45 @@ from typing import Any
 
 from core.settings import SourceConfig
 from ingest.base import Batch
-from ingest.normalize import Page, cursor_snapshot
+from ingest.normalize import Page, Watermark, cursor_snapshot
 
-# Adds a watched thread's new replies to the page and updates the entry's ``newest``; False
-# when the thread is gone. A reader of large threads may be a generator that hands on Batches
-# (without a cursor: the thread is not finished) and returns that bool.
+# Adds a watched thread's new replies to the page and updates the entry's ``newest`` and
+# ``newest_ids`` (``keep_reply_mark``); False when the thread is gone. A reader of large threads
+# may be a generator that hands on Batches (without a cursor: the thread is not finished) and
+# returns that bool.
 ReadThread = Callable[[str, dict[str, Any], Page], bool | Generator[Batch, None, bool]]
+
+
+def reply_mark(entry: Mapping[str, Any]) -> Watermark:
+    """The replies a watched thread has read: its ``newest`` and ``newest_ids`` as a Watermark.
+
+    A re-read skips the replies the mark says are not new: older than ``newest``, or at
+    ``newest`` with an id read then. Whole-second times tie often on a busy thread, so a reply
+    at ``newest`` that was not visible yet is still read. An entry without ``newest_ids`` (an
+    older cursor) has no ids.
+    """
+    return Watermark({"t": entry.get("newest"), "ids": entry.get("newest_ids")})
+
+
+def keep_reply_mark(entry: dict[str, Any], mark: Watermark) -> None:
+    """Store ``mark`` as the entry's ``newest`` and ``newest_ids``."""
+    state = mark.state()
+    if state is None:
+        entry["newest"] = None
+        entry.pop("newest_ids", None)
+        return
+    t = state["t"]
+    # Watermark keeps floats; sources with whole-second times keep ``newest`` an int.
+    entry["newest"] = int(t) if float(t).is_integer() else t
+    entry["newest_ids"] = state["ids"]
 
 
 def is_watch(entry: dict[str, Any], keys: tuple[str, ...] = ()) -> bool:
     """Whether a stored entry has the shape ``{"t": number, "newest": number | None}``.
 
-    ``keys`` name the fields a source adds to its entries, each a non-empty string.
+    ``newest_ids`` may be absent (older cursors) and is not checked: ``reply_mark`` ignores a
+    malformed one rather than dropping the thread. ``keys`` name the fields a source adds to its
+    entries, each a non-empty string.
     """
     newest = entry.get("newest")
     return (

@@ -38,7 +38,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import normalize_whitespace
-from ingest.watch import WatchList
+from ingest.watch import WatchList, keep_reply_mark, reply_mark
 
 PLATFORM = "bluesky"
 # Unauthenticated reads go to the public AppView; with a session, the PDS proxies them.
@@ -347,7 +347,8 @@ class BlueskySource:
             if item is not None and page.add(item) is not None:
                 added += 1
             parent, hops = parent.get("parent"), hops + 1
-        watched["newest"] = self._replies(thread, page, query=post.query, since=None, added=added)
+        newest = self._replies(thread, page, query=post.query, since=Watermark(None), added=added)
+        keep_reply_mark(watched, newest)
 
     def _thread(self, uri: str) -> dict[str, Any] | None:
         """The getPostThread view of a post, or None when it is gone (NotFound, or not readable)."""
@@ -377,16 +378,16 @@ class BlueskySource:
         page: Page,
         *,
         query: str | None,
-        since: float | None,
+        since: Watermark,
         added: int,
-    ) -> float | None:
-        """Add the replies in a thread newer than ``since``; return the newest reply time read.
+    ) -> Watermark:
+        """Add the replies in a thread ``since`` calls new; return the newest reply time read.
 
         Replies go level by level down to ``thread_depth``; ``added`` posts of ``thread_size``
         are already taken (the parents). Times are indexedAt, as for search marks.
         """
         depth, size = self.config.thread_depth, self.config.thread_size
-        newest = since
+        newest = Watermark(since.state())
         level = [r for r in get_list(thread, "replies")]
         for _ in range(depth):
             next_level: list[Any] = []
@@ -398,9 +399,8 @@ class BlueskySource:
                     next_level.extend(get_list(node, "replies"))
                 if isinstance(item, NormalizedPost):
                     t = _indexed_t(get_dict(node, "post"), item)
-                    if newest is None or t > newest:
-                        newest = t
-                    if since is not None and t <= since:
+                    newest.advance(t, item.external_id)
+                    if not since.is_new(t, item.external_id):
                         continue  # read by an earlier run
                 if item is not None and page.add(item) is not None:
                     added += 1
@@ -412,9 +412,10 @@ class BlueskySource:
         thread = self._thread(uri)
         if thread is None:
             return False
-        watched["newest"] = self._replies(
-            thread, page, query=watched.get("query"), since=watched.get("newest"), added=0
+        newest = self._replies(
+            thread, page, query=watched.get("query"), since=reply_mark(watched), added=0
         )
+        keep_reply_mark(watched, newest)
         return True
 
 

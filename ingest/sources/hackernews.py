@@ -33,7 +33,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import WatchList
+from ingest.watch import WatchList, keep_reply_mark, reply_mark
 
 PLATFORM = "hackernews"
 DEFAULT_BASE_URL = "https://hn.algolia.com"
@@ -264,15 +264,16 @@ class HackerNewsSource:
             )
             if not post.engagement.get("comments"):
                 return
-            watched["newest"] = self._replies(post.external_id, post.query, page, since=None)
+            newest = self._replies(post.external_id, post.query, page, since=Watermark(None))
+            keep_reply_mark(watched, newest)
             return
         if self.expand_comments:
-            self._replies(post.external_id, post.query, page, since=None)
+            self._replies(post.external_id, post.query, page, since=Watermark(None))
 
     def _replies(
-        self, item_id: str, query: str | None, page: Page, *, since: int | None
-    ) -> int | None:
-        """Add the replies under an item newer than ``since``; the newest reply time in its tree."""
+        self, item_id: str, query: str | None, page: Page, *, since: Watermark
+    ) -> Watermark:
+        """Add the replies under an item ``since`` calls new; the newest reply time in its tree."""
         try:
             tree = self.http.get_json(f"{self.base_url}/api/v1/items/{item_id}")
         except SourceError as e:
@@ -281,7 +282,7 @@ class HackerNewsSource:
             raise
         if not isinstance(tree, dict):
             raise SourceError("items response is not an object")
-        newest = since
+        newest = Watermark(since.state())
         level: list[Any] = get_list(tree, "children")
         added = 0
         for _depth in range(self.config.thread_depth):
@@ -290,12 +291,13 @@ class HackerNewsSource:
                 if added >= self.config.thread_size:
                     return newest
                 t = get_int(child, "created_at_i") if isinstance(child, dict) else None
-                if t is None or since is None or t > since:
+                child_id = (get_str(child, "id") if isinstance(child, dict) else None) or ""
+                if t is None or since.is_new(t, child_id):
                     item = normalize_item(child, source=self.name, query=query)
                     if page.add(item) is not None:
                         added += 1
-                if t is not None and (newest is None or t > newest):
-                    newest = t
+                if t is not None:
+                    newest.advance(t, child_id)
                 if isinstance(child, dict):
                     next_level.extend(get_list(child, "children"))
             level = next_level
@@ -309,7 +311,6 @@ class HackerNewsSource:
         Always True: a story whose items answer is a 404 stays watched (``_replies`` keeps its
         ``newest``), unlike the other sources' gone threads.
         """
-        watched["newest"] = self._replies(
-            story_id, watched.get("query"), page, since=watched.get("newest")
-        )
+        newest = self._replies(story_id, watched.get("query"), page, since=reply_mark(watched))
+        keep_reply_mark(watched, newest)
         return True

@@ -27,6 +27,7 @@ from ingest.http import Http, SleepFn, SourceError, decode_json
 from ingest.normalize import (
     ItemError,
     Page,
+    Watermark,
     as_dict,
     cursor_section,
     cursor_snapshot,
@@ -39,7 +40,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import WatchList
+from ingest.watch import WatchList, keep_reply_mark, reply_mark
 
 log = get_logger(__name__)
 
@@ -335,7 +336,8 @@ class MastodonSource:
             )
             if page.add(item) is not None:
                 added += 1
-        watched["newest"] = self._replies(context, page, query=post.query, since=None, added=added)
+        newest = self._replies(context, page, query=post.query, since=Watermark(None), added=added)
+        keep_reply_mark(watched, newest)
 
     def _context(self, instance: str, focal_id: str, *, focal_uri: str) -> _Context | None:
         """The context of a status on an instance, or None when it is gone (404/410).
@@ -356,14 +358,14 @@ class MastodonSource:
         return _Context.read(body, focal_id=focal_id, focal_uri=focal_uri)
 
     def _replies(
-        self, context: _Context, page: Page, *, query: str | None, since: float | None, added: int
-    ) -> float | None:
-        """Add the descendants newer than ``since``; return the newest descendant time read.
+        self, context: _Context, page: Page, *, query: str | None, since: Watermark, added: int
+    ) -> Watermark:
+        """Add the descendants ``since`` calls new; return the newest descendant time read.
 
         ``added`` posts of ``thread_size`` are already taken (the ancestors).
         """
         depth, size = self.config.thread_depth, self.config.thread_size
-        newest = since
+        newest = Watermark(since.state())
         for s in context.descendants:
             if added >= size:
                 break
@@ -374,9 +376,8 @@ class MastodonSource:
             )
             if isinstance(item, NormalizedPost):
                 t = item.created_at.timestamp()
-                if newest is None or t > newest:
-                    newest = t
-                if since is not None and t <= since:
+                newest.advance(t, item.external_id)
+                if not since.is_new(t, item.external_id):
                     continue  # read by an earlier run
             if page.add(item) is not None:
                 added += 1
@@ -401,7 +402,8 @@ class MastodonSource:
             return True
         if context is None:
             return False
-        watched["newest"] = self._replies(
-            context, page, query=watched.get("query"), since=watched.get("newest"), added=0
+        newest = self._replies(
+            context, page, query=watched.get("query"), since=reply_mark(watched), added=0
         )
+        keep_reply_mark(watched, newest)
         return True

@@ -39,7 +39,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text
-from ingest.watch import WatchList
+from ingest.watch import WatchList, keep_reply_mark, reply_mark
 
 PLATFORM = "reddit"
 PUBLIC_BASE_URL = "https://www.reddit.com"
@@ -143,15 +143,15 @@ def _listing_children(body: Any) -> tuple[list[Any], str | None]:
 class _Tree:
     """A comment tree being read: each comment's depth, ``more`` ids still to ask for, posts added.
 
-    Comments created at or before ``since`` were read by an earlier run and are passed over;
-    ``newest`` is the newest comment time read so far.
+    Comments ``since`` says are not new were read by an earlier run and are passed over;
+    ``newest`` is the newest comment time read so far, with the ids read at that time.
     """
 
     depth_of: dict[str, int]
     stubs: list[str] = field(default_factory=list)
     added: int = 0
-    since: int | None = None
-    newest: int | None = None
+    since: Watermark = field(default_factory=Watermark)
+    newest: Watermark = field(default_factory=Watermark)
 
 
 def _flush(page: Page) -> Iterator[Batch]:
@@ -326,9 +326,10 @@ class RedditSource:
         if comments is None:
             self._watch.drop(post.external_id)
             return
-        watched["newest"] = yield from self._tree(
-            post.external_id, comments, page, query=post.query, since=None
+        newest = yield from self._tree(
+            post.external_id, comments, page, query=post.query, since=Watermark(None)
         )
+        keep_reply_mark(watched, newest)
 
     def _comments(self, link_id: str) -> list[Any] | None:
         """The top-level comments of a submission, or None when it is gone (403/404)."""
@@ -357,11 +358,11 @@ class RedditSource:
         page: Page,
         *,
         query: str | None,
-        since: int | None,
-    ) -> Generator[Batch, None, int | None]:
-        """Add the comments of a tree newer than ``since``; return the newest comment time read."""
+        since: Watermark,
+    ) -> Generator[Batch, None, Watermark]:
+        """Add the comments of a tree ``since`` calls new; return the newest comment time read."""
         size_limit = self.config.thread_size
-        tree = _Tree(depth_of={link_id: 0}, since=since, newest=since)
+        tree = _Tree(depth_of={link_id: 0}, since=since, newest=Watermark(since.state()))
         stack: list[Any] = list(reversed(comments))
         while stack and tree.added < size_limit:
             data = self._take(stack.pop(), tree, page, query=query)
@@ -405,9 +406,10 @@ class RedditSource:
         comments = self._comments(link_id)
         if comments is None:
             return False
-        watched["newest"] = yield from self._tree(
-            link_id, comments, page, query=watched.get("query"), since=watched.get("newest")
+        newest = yield from self._tree(
+            link_id, comments, page, query=watched.get("query"), since=reply_mark(watched)
         )
+        keep_reply_mark(watched, newest)
         return True
 
     def _take(
@@ -431,9 +433,8 @@ class RedditSource:
         if isinstance(item, NormalizedPost):
             tree.depth_of[item.external_id] = depth
             t = int(item.created_at.timestamp())
-            if tree.newest is None or t > tree.newest:
-                tree.newest = t
-            if tree.since is not None and t <= tree.since:
+            tree.newest.advance(t, item.external_id)
+            if not tree.since.is_new(t, item.external_id):
                 return data
         if page.add(item) is not None:
             tree.added += 1

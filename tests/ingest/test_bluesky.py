@@ -225,7 +225,12 @@ def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeyp
     tail = load_recorded(THREAD_FILE)["thread"]["replies"][0]["post"]
     newest = datetime.fromisoformat(tail["indexedAt"]).timestamp()
     assert first.cursor["threads"] == {
-        HIT: {"t": int(watched.created.timestamp()), "newest": newest, "query": "atrrr"}
+        HIT: {
+            "t": int(watched.created.timestamp()),
+            "newest": newest,
+            "newest_ids": [tail["uri"]],
+            "query": "atrrr",
+        }
     }
     reply = second.posts[0]
     assert reply.parent_external_id == HIT and reply.root_external_id == AT + "3kbi55xm6u62v"
@@ -234,6 +239,18 @@ def test_watched_post_is_read_again_for_new_replies(api, client, sleeps, monkeyp
         second.cursor["threads"][HIT]["newest"]
         == datetime(2023, 10, 20, 14, 0, 0, 500000, tzinfo=UTC).timestamp()
     )
+
+
+def test_a_reply_at_the_time_of_the_newest_read_is_read_again(api, client, sleeps, monkeypatch):
+    """A reply indexed at the newest time read, but not visible then, is still read once."""
+    body = load_recorded(THREAD_FILE)
+    tail = body["thread"]["replies"][0]["post"]
+    reply = own_json("bluesky_reply_3kbxyz2abcd2c.json")
+    reply["post"].update(uri=AT + "3kbxyz2abcd2d", indexedAt=tail["indexedAt"])
+    reply["post"]["record"]["text"] = "Indexed at the same time."
+    body["thread"]["replies"].insert(0, reply)
+    watched = _watched_post(api, client, sleeps, monkeypatch, as_json(body))
+    watching.check_reply_in_the_same_second(watched, new=AT + "3kbxyz2abcd2d")
 
 
 def test_a_post_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):

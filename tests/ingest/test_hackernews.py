@@ -25,6 +25,7 @@ from tests.ingest.watching import (
     Watched,
     check_ages_out,
     check_read_again,
+    check_reply_in_the_same_second,
     check_watched_from_its_batch,
 )
 
@@ -249,8 +250,16 @@ def test_watched_threads_are_read_again_for_new_replies(api, client, sleeps, mon
     first, second = check_read_again(watched, new={"7002", "7003"})
     assert sorted(first.by_id()) == ["7000", "7001"]
     assert first.cursor["threads"]["7000"]["newest"] == STORY_T + 60
+    assert first.cursor["threads"]["7000"]["newest_ids"] == ["7001"]
     assert second.by_id()["7002"].parent_external_id == "7001"
     assert second.cursor["threads"]["7000"]["newest"] == STORY_T + 180
+
+
+def test_a_reply_in_the_second_of_the_newest_read_is_read_again(api, client, sleeps, monkeypatch):
+    """Hacker News times are whole seconds: a reply that was not visible yet can share one."""
+    later = _story_tree(_node(7001, 60), _node(7004, 60))
+    watched = _watched_story(api, client, sleeps, monkeypatch, later)
+    check_reply_in_the_same_second(watched, new="7004")
 
 
 def test_a_story_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):

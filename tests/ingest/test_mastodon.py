@@ -191,6 +191,11 @@ def test_watched_status_is_read_again_for_new_replies(api, client, sleeps, monke
         FOCAL_URI: {
             "t": int(watched.created.timestamp()),
             "newest": newest,
+            "newest_ids": [
+                s["uri"]
+                for s in descendants
+                if datetime.fromisoformat(s["created_at"]).timestamp() == newest
+            ],
             "query": "#rstats",
             "instance": api.url,
             "id": FOCAL_ID,
@@ -201,6 +206,24 @@ def test_watched_status_is_read_again_for_new_replies(api, client, sleeps, monke
     assert reply.query == "#rstats"
     assert reply.created_at == datetime(2022, 11, 7, 16, tzinfo=UTC)
     assert second.cursor["threads"][FOCAL_URI]["newest"] == reply.created_at.timestamp()
+
+
+def test_a_reply_at_the_time_of_the_newest_read_is_read_again(api, client, sleeps, monkeypatch):
+    """A reply created at the newest time read, but not visible then, is still read once."""
+    context = load_recorded(CONTEXT_FILE)
+    newest = max(context["descendants"], key=lambda s: datetime.fromisoformat(s["created_at"]))
+    reply = own_json(NEW_REPLY)
+    sid = "109303400000000002"
+    reply.update(
+        id=sid,
+        uri=f"https://mastodon.social/users/austinkocher/statuses/{sid}",
+        url=f"https://mastodon.social/@austinkocher/{sid}",
+        content="<p>Posted at the same time.</p>",
+        created_at=newest["created_at"],
+    )
+    context["descendants"].append(reply)
+    watched = _watched_status(api, client, sleeps, monkeypatch, as_json(context))
+    watching.check_reply_in_the_same_second(watched, new=reply["uri"])
 
 
 def test_a_status_older_than_watch_hours_is_not_read_again(api, client, sleeps, monkeypatch):

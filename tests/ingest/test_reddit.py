@@ -25,6 +25,7 @@ from tests.ingest.watching import (
     check_ages_out,
     check_gone_is_dropped,
     check_read_again,
+    check_reply_in_the_same_second,
     check_watched_from_its_batch,
 )
 
@@ -276,13 +277,28 @@ def test_watched_thread_is_read_again_for_new_comments(api, client, sleeps, monk
     tree = _walk(load_recorded("reddit/comments_thread_1cebxh.json")[1]["data"]["children"], [])
     assert set(first.by_id()) == {"t3_1cebxh"} | {c["name"] for c in tree}
     newest = max(int(c["created_utc"]) for c in tree)
+    at_newest = sorted(c["name"] for c in tree if int(c["created_utc"]) == newest)
     assert first.cursor["threads"] == {
-        "t3_1cebxh": {"t": 1366044279, "newest": newest, "query": None}
+        "t3_1cebxh": {"t": 1366044279, "newest": newest, "newest_ids": at_newest, "query": None}
     }
     reply = second.posts[0]
     assert reply.parent_external_id == "t1_c9ftsjg" and reply.root_external_id == "t3_1cebxh"
     assert reply.created_at == datetime.fromtimestamp(1366231907, tz=UTC)
     assert second.cursor["threads"]["t3_1cebxh"]["newest"] == 1366231907
+
+
+def test_a_comment_in_the_second_of_the_newest_read_is_read_again(api, client, sleeps, monkeypatch):
+    """Reddit times are whole seconds: a comment that was not visible yet can share one."""
+    thread = load_recorded("reddit/comments_thread_1cebxh.json")
+    newest = max(int(c["created_utc"]) for c in _walk(thread[1]["data"]["children"], []))
+    reply = own_json("reddit_comment_c9zz001.json")
+    reply["data"].update(
+        id="c9zz002", name="t1_c9zz002", body="Posted in the same second.", created_utc=newest
+    )
+    top = thread[1]["data"]["children"][0]["data"]
+    top["replies"]["data"]["children"].append(reply)
+    watched = _watched_thread(api, client, sleeps, monkeypatch, as_json(thread))
+    check_reply_in_the_same_second(watched, new="t1_c9zz002")
 
 
 def test_a_large_watched_thread_is_handed_on_in_batches(api, client, sleeps, monkeypatch):

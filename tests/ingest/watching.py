@@ -122,3 +122,19 @@ def check_watched_from_its_batch(watched: Watched) -> None:
             assert watched.thread_id in batch.cursor.get("threads", {})
             return
     raise AssertionError(f"no batch handed on {watched.thread_id} with a cursor")
+
+
+def check_reply_in_the_same_second(watched: Watched, *, new: str) -> None:
+    """A reply posted at run 1's ``newest`` but not visible then is read by run 2, only once.
+
+    Run 2 is served the thread plus ``new``, created at exactly the newest reply time run 1
+    read; the reply run 1 read at that time is not handed on again, and neither reply is by a
+    run 3 served the same thread.
+    """
+    first, second = check_read_again(watched, new={new})
+    before, after = first.cursor["threads"][watched.thread_id], second.cursor["threads"]
+    assert after[watched.thread_id]["newest"] == before["newest"]
+    assert set(after[watched.thread_id]["newest_ids"]) == set(before["newest_ids"]) | {new}
+    third = watched.run(second.cursor)
+    assert third.posts == [] and third.quarantined == []
+    assert watched.reads() == 3
