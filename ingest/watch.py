@@ -17,11 +17,14 @@ from core.settings import SourceConfig
 from ingest.base import Batch
 from ingest.normalize import Page, Watermark, cursor_snapshot
 
-# Adds a watched thread's new replies to the page and updates the entry's ``newest`` and
-# ``newest_ids`` (``keep_reply_mark``); False when the thread is gone. A reader of large threads
-# may be a generator that hands on Batches (without a cursor: the thread is not finished) and
-# returns that bool.
-ReadThread = Callable[[str, dict[str, Any], Page], bool | Generator[Batch, None, bool]]
+# Adds a watched thread's replies that the mark (``reply_mark``) calls new to the page and
+# returns the thread's new mark (``since`` itself when nothing was read), or None when the
+# thread is gone. A reader of large threads may be a generator that hands on Batches (without a
+# cursor: the thread is not finished) and returns that.
+ThreadMark = Watermark | None
+ReadThread = Callable[
+    [str, dict[str, Any], Watermark, Page], ThreadMark | Generator[Batch, None, ThreadMark]
+]
 
 
 def reply_mark(entry: Mapping[str, Any]) -> Watermark:
@@ -157,8 +160,9 @@ class WatchList:
     ) -> Iterator[Batch]:
         """Prune, then ``read`` each thread kept and not found in this run; a gone one is dropped.
 
-        The cursor is saved after each thread; a thread with new posts is one batch (after any
-        a generator ``read`` handed on). A source that reads no threads (``thread_depth`` or
+        ``read`` gets the thread's mark and returns the new one, which the entry keeps. The
+        cursor is saved after each thread; a thread with new posts is one batch (after any a
+        generator ``read`` handed on). A source that reads no threads (``thread_depth`` or
         ``thread_size`` 0) only prunes.
         """
         found_now = self.found_this_run()
@@ -169,10 +173,12 @@ class WatchList:
             if thread_id in found_now:
                 continue
             page = Page(source=config.name, seen=seen)
-            read_now = read(thread_id, entry, page)
-            alive = read_now if isinstance(read_now, bool) else (yield from read_now)
-            if not alive:
+            read_now = read(thread_id, entry, reply_mark(entry), page)
+            mark = (yield from read_now) if isinstance(read_now, Generator) else read_now
+            if mark is None:
                 self.drop(thread_id)
+            else:
+                keep_reply_mark(entry, mark)
             self.save(state)
             if page:
                 yield Batch(

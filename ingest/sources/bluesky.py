@@ -38,7 +38,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import normalize_whitespace
-from ingest.watch import WatchList, keep_reply_mark, reply_mark
+from ingest.watch import ThreadMark, WatchList, keep_reply_mark
 
 PLATFORM = "bluesky"
 # Unauthenticated reads go to the public AppView; with a session, the PDS proxies them.
@@ -407,16 +407,14 @@ class BlueskySource:
             level = next_level
         return newest
 
-    def _reread(self, uri: str, watched: dict[str, Any], page: Page) -> bool:
-        """Add a watched post's new replies to ``page``; False when it is gone (NotFound)."""
+    def _reread(
+        self, uri: str, watched: dict[str, Any], since: Watermark, page: Page
+    ) -> ThreadMark:
+        """Add a watched post's new replies to ``page``; its new mark, None when gone (NotFound)."""
         thread = self._thread(uri)
         if thread is None:
-            return False
-        newest = self._replies(
-            thread, page, query=watched.get("query"), since=reply_mark(watched), added=0
-        )
-        keep_reply_mark(watched, newest)
-        return True
+            return None
+        return self._replies(thread, page, query=watched.get("query"), since=since, added=0)
 
 
 def _indexed_t(view: Any, post: NormalizedPost) -> float:

@@ -33,7 +33,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import WatchList, keep_reply_mark, reply_mark
+from ingest.watch import WatchList, keep_reply_mark
 
 PLATFORM = "hackernews"
 DEFAULT_BASE_URL = "https://hn.algolia.com"
@@ -305,12 +305,12 @@ class HackerNewsSource:
                 break
         return newest
 
-    def _reread(self, story_id: str, watched: dict[str, Any], page: Page) -> bool:
-        """Add a watched story's new replies to ``page``.
+    def _reread(
+        self, story_id: str, watched: dict[str, Any], since: Watermark, page: Page
+    ) -> Watermark:
+        """Add a watched story's new replies to ``page``; its new mark.
 
-        Always True: a story whose items answer is a 404 stays watched (``_replies`` keeps its
-        ``newest``), unlike the other sources' gone threads.
+        Never None: a story whose items answer is a 404 stays watched (``_replies`` returns
+        ``since``), unlike the other sources' gone threads.
         """
-        newest = self._replies(story_id, watched.get("query"), page, since=reply_mark(watched))
-        keep_reply_mark(watched, newest)
-        return True
+        return self._replies(story_id, watched.get("query"), page, since=since)

@@ -40,7 +40,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import WatchList, keep_reply_mark, reply_mark
+from ingest.watch import ThreadMark, WatchList, keep_reply_mark
 
 log = get_logger(__name__)
 
@@ -383,14 +383,16 @@ class MastodonSource:
                 added += 1
         return newest
 
-    def _reread(self, uri: str, watched: dict[str, Any], page: Page) -> bool:
-        """Add a watched status's new replies to ``page``; False when it is gone.
+    def _reread(
+        self, uri: str, watched: dict[str, Any], since: Watermark, page: Page
+    ) -> ThreadMark:
+        """Add a watched status's new replies to ``page``; its new mark, None when it is gone.
 
         An instance no longer configured counts as gone: the token goes to configured ones only.
         A status hidden from us for now (401/403) stays watched.
         """
         if watched["instance"] not in self.instances:
-            return False
+            return None
         try:
             context = self._context(watched["instance"], watched["id"], focal_uri=uri)
         except SourceError as e:
@@ -399,11 +401,7 @@ class MastodonSource:
             # An expired token or a changed instance rule hides every thread at once: keep them
             # watched and ask again next run (they still age out).
             log.warning("ingest.watched_thread_hidden", source=self.name, status=e.status)
-            return True
+            return since
         if context is None:
-            return False
-        newest = self._replies(
-            context, page, query=watched.get("query"), since=reply_mark(watched), added=0
-        )
-        keep_reply_mark(watched, newest)
-        return True
+            return None
+        return self._replies(context, page, query=watched.get("query"), since=since, added=0)

@@ -39,7 +39,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text
-from ingest.watch import WatchList, keep_reply_mark, reply_mark
+from ingest.watch import ThreadMark, WatchList, keep_reply_mark
 
 PLATFORM = "reddit"
 PUBLIC_BASE_URL = "https://www.reddit.com"
@@ -400,17 +400,15 @@ class RedditSource:
         return tree.newest
 
     def _reread(
-        self, link_id: str, watched: dict[str, Any], page: Page
-    ) -> Generator[Batch, None, bool]:
-        """Add a watched submission's new comments to ``page``; False when it is gone (403/404)."""
+        self, link_id: str, watched: dict[str, Any], since: Watermark, page: Page
+    ) -> Generator[Batch, None, ThreadMark]:
+        """Add a watched submission's new comments to ``page``; None when it is gone (403/404)."""
         comments = self._comments(link_id)
         if comments is None:
-            return False
-        newest = yield from self._tree(
-            link_id, comments, page, query=watched.get("query"), since=reply_mark(watched)
+            return None
+        return (
+            yield from self._tree(link_id, comments, page, query=watched.get("query"), since=since)
         )
-        keep_reply_mark(watched, newest)
-        return True
 
     def _take(
         self, child: Any, tree: _Tree, page: Page, *, query: str | None
