@@ -28,6 +28,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -266,8 +267,13 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--calibration", default=None, choices=["tail", "rank"])
     ap.add_argument("--cap", default=None, choices=["none", "soft", "hard"])
+    ap.add_argument("--cooldown-hours", type=float, default=None)
     args = ap.parse_args()
-    overrides = {k: v for k, v in (("calibration", args.calibration), ("cap", args.cap)) if v}
+    overrides: dict[str, object] = {
+        k: v for k, v in (("calibration", args.calibration), ("cap", args.cap)) if v
+    }
+    if args.cooldown_hours is not None:
+        overrides["cooldown"] = timedelta(hours=args.cooldown_hours)
     configure(**overrides)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()

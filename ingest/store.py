@@ -14,11 +14,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from core.db import hour_bucket, insert_ignoring_conflicts, is_postgres, mark_dirty
-from core.models import Post, Quarantine, utcnow
+from core.models import Classification, Post, Quarantine, utcnow
 from core.posttext import text_hash
 from ingest.base import NormalizedPost, Quarantined
 
 POST = Post.__table__  # type: ignore[attr-defined]
+CLASSIFICATION = Classification.__table__  # type: ignore[attr-defined]
 
 
 def author_key(*, platform: str, handle: str | None, secret: str) -> str | None:
@@ -31,15 +32,21 @@ def author_key(*, platform: str, handle: str | None, secret: str) -> str | None:
 
 @dataclass
 class UpsertResult:
-    """Ids of posts that are new, and of posts whose text changed (both need classifying)."""
+    """Ids of the posts that need classifying: new, with changed text, or stored unclassified.
+
+    ``unclassified`` are unchanged posts that have no classification at all: a run that stored
+    them and then failed before handing them on (a commit whose reply was lost, a crash between
+    the commit and the enqueue) hands them on when it reads them again.
+    """
 
     inserted: list[int] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
+    unclassified: list[int] = field(default_factory=list)
     unchanged: int = 0
 
     @property
     def to_classify(self) -> list[int]:
-        return self.inserted + self.changed
+        return self.inserted + self.changed + self.unclassified
 
 
 def _row(post: NormalizedPost, secret: str) -> dict[str, Any]:
@@ -158,6 +165,7 @@ def upsert_posts(*, session: Session, posts: list[NormalizedPost], secret: str) 
     )
     dirty: set[Any] = set()
     engagement_updates = []
+    kept: list[int] = []
     for key, (pid, old_hash, old_deleted, old_engagement) in existing.items():
         post = by_key[key]
         new_hash = text_hash(title=post.title, text=post.text)
@@ -166,6 +174,8 @@ def upsert_posts(*, session: Session, posts: list[NormalizedPost], secret: str) 
             if dict(post.engagement) != (old_engagement or {}):
                 engagement_updates.append({"pid": pid, "eng": dict(post.engagement)})
             result.unchanged += 1
+            if old_deleted is None:
+                kept.append(pid)
             continue
         row = _row(post, secret)
         values = {k: row[k] for k in ("text", "title", "text_hash", "engagement", "raw", "url")}
@@ -186,7 +196,19 @@ def upsert_posts(*, session: Session, posts: list[NormalizedPost], secret: str) 
             engagement_updates,
         )
     mark_dirty(session, dirty)
+    result.unclassified = _without_classification(session, kept)
     return result
+
+
+def _without_classification(session: Session, ids: list[int]) -> list[int]:
+    """The posts among ``ids`` that have no classification by any model."""
+    out: list[int] = []
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        labelled = sa.exists().where(CLASSIFICATION.c.post_id == POST.c.id)
+        stmt = sa.select(POST.c.id).where(POST.c.id.in_(chunk), ~labelled)
+        out += [r[0] for r in session.execute(stmt)]
+    return sorted(out)
 
 
 def quarantine(*, session: Session, items: list[Quarantined]) -> int:

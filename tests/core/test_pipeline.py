@@ -51,6 +51,27 @@ def test_duplicates_within_a_page_keep_the_last(session):
     assert session.exec(select(Post.text)).one() == "new"
 
 
+def test_a_stored_post_without_labels_is_handed_on_again_when_read_again(session):
+    """A run that stored posts and failed before handing them on (a commit whose reply was lost
+    in a database restart) must not leave them unlabelled when the retry reads them again."""
+    posts = [make_post(external_id="u1", text="Claude refused again"), make_post(external_id="u2")]
+    first = upsert_posts(session=session, posts=posts, secret=SECRET)
+    session.commit()
+    # Only the first was classified before the failure.
+    classify_posts(session=session, post_ids=first.inserted[:1], classifier=RulesClassifier())
+    session.commit()
+    again = upsert_posts(session=session, posts=posts, secret=SECRET)
+    session.commit()
+    assert again.unchanged == 2 and again.inserted == [] and again.changed == []
+    assert again.to_classify == [first.inserted[1]]
+    # A deleted post is not handed on, labelled or not.
+    gone = make_post(external_id="u2", text=posts[1].text, deleted=True)
+    deleted = upsert_posts(session=session, posts=[gone], secret=SECRET)
+    session.commit()
+    assert deleted.to_classify == []
+    assert upsert_posts(session=session, posts=[gone], secret=SECRET).to_classify == []
+
+
 def test_quarantine_keeps_raw_and_reason(session):
     quarantine(session=session, items=[Quarantined(source="t", reason="no id", payload='{"x":1}')])
     session.commit()

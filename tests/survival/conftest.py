@@ -453,12 +453,35 @@ def db_counts(url: str) -> dict[str, Any]:
     return {"posts": posts, "per_post": per_post}
 
 
-def wait_all_classified(url: str, external_ids: set[str], timeout: float = 90) -> dict[str, Any]:
-    """Wait until exactly these posts are stored, each with a classification; their counts."""
+def wait_all_classified(
+    url: str, external_ids: set[str], timeout: float = 90, logs: Procs | None = None
+) -> dict[str, Any]:
+    """Wait until exactly these posts are stored, each with a classification; their counts.
+
+    On a timeout the failure says what is missing, and which task lines of ``logs``' worker
+    failed or retried, so that a run on a CI host can be explained from its output alone.
+    """
 
     def done() -> bool:
         c = db_counts(url)
         return set(c["posts"]) == external_ids and len(c["per_post"]) == len(external_ids)
 
-    wait_for(done, timeout, "every story stored and classified", every=1.0)
+    try:
+        wait_for(done, timeout, "every story stored and classified", every=1.0)
+    except AssertionError as e:
+        c = db_counts(url)
+        stored = set(c["posts"])
+        unlabelled = sorted(ext for ext, pid in c["posts"].items() if pid not in c["per_post"])
+        said = [
+            line[:300]
+            for line in (logs.log("worker") if logs else "").splitlines()
+            if any(k in line for k in ("raised unexpected", "Retry in", "ingest.", "ERROR"))
+        ]
+        raise AssertionError(
+            f"{e}: {len(stored)} of {len(external_ids)} stored, "
+            f"not stored {sorted(external_ids - stored)[:20]}, "
+            f"stored unexpectedly {sorted(stored - external_ids)[:20]}, "
+            f"{len(unlabelled)} unlabelled {unlabelled[:20]}; worker said:\n"
+            + "\n".join(said[-60:])
+        ) from None
     return db_counts(url)

@@ -81,7 +81,7 @@ def test_postgres_outage_under_ingest(tmp_path, pg_server, pg_url, redis_url, hn
     wait_for(lambda: _get(f"{api}/v1/posts?limit=5", key)[0] == 200, 30, "the API to recover")
     everything = {s["objectID"] for s in hn_feed.stories}
 
-    counts = wait_all_classified(pg_url, everything)
+    counts = wait_all_classified(pg_url, everything, logs=p)
     assert everything <= hn_feed.served
     assert set(counts["per_post"].values()) == {1}
     retried = [

@@ -56,7 +56,7 @@ def test_redis_restart_loses_no_post(tmp_path, pg_url, redis_server, redis_url, 
     p.run("ingest", "once", "hn")
     everything = {s["objectID"] for s in hn_feed.stories}
 
-    counts = wait_all_classified(pg_url, everything)
+    counts = wait_all_classified(pg_url, everything, logs=p)
     assert set(counts["per_post"].values()) == {1}, "a post was classified twice"
     assert scheduler.poll() is None, "the scheduler died with Redis"
     assert p.log("scheduler").count("scheduler.started") >= 2, "the lease was not taken again"
