@@ -91,3 +91,51 @@ def test_postgres_outage_under_ingest(tmp_path, pg_server, pg_url, redis_url, hn
     ]
     assert retried, "the ingest run never retried"
     assert "api.unhandled" not in p.log("api")
+
+
+def test_a_page_committed_but_never_handed_on_is_handed_on_by_the_retry(pg_server, pg_url, hn_feed):
+    """Breaks: PostgreSQL stops between the commit of a page and the hand-over of its posts to
+    classification (which marks them requested in the database first), the window a CI run once
+    fell into.
+
+    Expected: the run fails on the database; its retry reads the page again and hands on the posts
+    it had stored but never handed on, with the new ones; nothing is handed on twice by the retry.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from classify.store import mark_requested
+    from core.db import session_scope
+    from core.settings import Settings, SourceConfig
+    from ingest.pipeline import run_source
+    from ingest.registry import open_source
+
+    hn_feed.add(60)  # three pages of 20
+    settings = Settings(database_url=pg_url, classifier="rules")
+    config = SourceConfig(**hn_feed.source())
+    handed: list[int] = []
+
+    def hand_on(ids: list[int]) -> None:
+        if not handed and pg_server_up[0]:
+            pg_server.stop()
+            pg_server_up[0] = False
+        with session_scope(settings) as session:
+            mark_requested(session=session, post_ids=ids)
+        handed.extend(ids)
+
+    def run() -> None:
+        with session_scope(settings) as session, open_source(config, settings=settings) as src:
+            run_source(
+                session=session, config=config, adapter=src, secret="s", on_committed=hand_on
+            )
+
+    pg_server_up = [True]
+    try:
+        with pytest.raises(OperationalError):
+            run()
+    finally:
+        pg_server.start()
+    stored = db_counts(pg_url)["posts"]
+    assert len(stored) == 20 and handed == []  # the first page: committed, never handed on
+    run()
+    assert sorted(handed) == sorted(db_counts(pg_url)["posts"].values())
+    assert len(handed) == len(set(handed)) == 60
