@@ -34,9 +34,11 @@ def author_key(*, platform: str, handle: str | None, secret: str) -> str | None:
 class UpsertResult:
     """Ids of the posts that need classifying: new, with changed text, or stored unclassified.
 
-    ``unclassified`` are unchanged posts that have no classification at all: a run that stored
-    them and then failed before handing them on (a commit whose reply was lost, a crash between
-    the commit and the enqueue) hands them on when it reads them again.
+    ``unclassified`` are unchanged posts that were never handed on and have no classification:
+    a run that stored them and failed before handing them on (the database or the process gone
+    between the commit and the enqueue) hands them on when it reads them again. Posts handed on
+    and still queued are left to the queue (and to the sweep, if their message was lost), so a
+    backlog is not enqueued again on every re-read.
     """
 
     inserted: list[int] = field(default_factory=list)
@@ -196,17 +198,19 @@ def upsert_posts(*, session: Session, posts: list[NormalizedPost], secret: str) 
             engagement_updates,
         )
     mark_dirty(session, dirty)
-    result.unclassified = _without_classification(session, kept)
+    result.unclassified = _never_handed_on(session, kept)
     return result
 
 
-def _without_classification(session: Session, ids: list[int]) -> list[int]:
-    """The posts among ``ids`` that have no classification by any model."""
+def _never_handed_on(session: Session, ids: list[int]) -> list[int]:
+    """The posts among ``ids`` never requested for classification and never classified."""
     out: list[int] = []
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         labelled = sa.exists().where(CLASSIFICATION.c.post_id == POST.c.id)
-        stmt = sa.select(POST.c.id).where(POST.c.id.in_(chunk), ~labelled)
+        stmt = sa.select(POST.c.id).where(
+            POST.c.id.in_(chunk), POST.c.classify_requested_at.is_(None), ~labelled
+        )
         out += [r[0] for r in session.execute(stmt)]
     return sorted(out)
 

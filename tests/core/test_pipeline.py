@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from classify.rules import RulesClassifier
-from classify.store import classify_posts, pending_post_ids
+from classify.store import classify_posts, mark_requested, pending_post_ids
 from core.models import Classification, Post, Quarantine
 from core.taxonomy import load_taxonomy
 from ingest.base import Quarantined
@@ -64,6 +64,10 @@ def test_a_stored_post_without_labels_is_handed_on_again_when_read_again(session
     session.commit()
     assert again.unchanged == 2 and again.inserted == [] and again.changed == []
     assert again.to_classify == [first.inserted[1]]
+    # Once handed on it is left to the queue (and the sweep): a backlog is not enqueued again.
+    mark_requested(session=session, post_ids=again.to_classify)
+    session.commit()
+    assert upsert_posts(session=session, posts=posts, secret=SECRET).to_classify == []
     # A deleted post is not handed on, labelled or not.
     gone = make_post(external_id="u2", text=posts[1].text, deleted=True)
     deleted = upsert_posts(session=session, posts=[gone], secret=SECRET)
