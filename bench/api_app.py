@@ -1,12 +1,13 @@
-"""The real app plus one bench-only route: the weekly counts aggregated from the raw posts table.
+"""The real app plus bench-only baseline routes: the weekly counts aggregated from the raw posts
+table, and a series whose model-version marks come from a scan of its posts.
 
-`uvicorn bench.api_app:app` serves both through the same HTTP stack, so the baseline and
-GET /v1/trends/weekly differ only in where the numbers come from (rollups vs raw rows).
+`uvicorn bench.api_app:app` serves them through the same HTTP stack, so a baseline and its
+/v1 route differ only in where the numbers come from (rollups vs raw rows).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 from api.app import create_app
 from api.deps import SessionDep, require_scope
 from core.models import Post, PostTag
+from trends.series import model_versions_scan, series
 from trends.weekly import parse_week, wilson
 
 POST = Post.__table__  # type: ignore[attr-defined]
@@ -61,3 +63,27 @@ def weekly_raw(request: Request, session: SessionDep, week: str) -> dict[str, An
             }
         )
     return {"week": week, "total": total, "previous_total": prev_total, "themes": themes}
+
+
+@app.get("/bench/series-scan", dependencies=[Depends(require_scope("read"))])
+def series_scan(
+    request: Request, session: SessionDep, granularity: str, start: str, end: str
+) -> dict[str, Any]:
+    """Baseline: GET /v1/trends/series with its version marks read from every post of the range
+    (how the route worked before `rollup_version`); it also pays the rollup read it replaces."""
+    a, b = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    out = series(
+        session=session,
+        taxonomy=request.app.state.taxonomy,
+        themes=["refusal_complaint"],
+        granularity=granularity,
+        start=a,
+        end=b,
+    )
+    out["model_versions"] = model_versions_scan(
+        session=session,
+        start=datetime.fromisoformat(out["from"]),
+        end=datetime.fromisoformat(out["to"]),
+        platform=None,
+    )
+    return out

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,16 @@ FROM p JOIN th ON th.post_id = p.id JOIN pr ON pr.post_id = p.id
 GROUP BY 1, 2, 3, 4
 """
 
+# Posts per hour x platform x model version in force (trends.rollups.tally_versions).
+VERSION_SQL = """
+INSERT INTO rollup_version (bucket, platform, model_version, posts, first_post_at,
+                            first_classified_at)
+SELECT date_trunc('hour', p.created_at), p.platform, c.model_version, count(*),
+       min(p.created_at), min(c.created_at)
+FROM post p JOIN classification c ON c.id = p.classification_id
+WHERE p.deleted_at IS NULL
+GROUP BY 1, 2, 3
+"""
 
 # The example posts kept with the rollups (trends.rollups.tally_bucket / merge_day_examples):
 # per hour x platform x product x theme the top EXAMPLES_KEPT by (human label, the theme's score,
@@ -122,6 +133,8 @@ def prepare(name: str, n: int, reuse: bool) -> dict[str, Any]:
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute(ROLLUP_SQL)
         conn.execute("ANALYZE rollup")
+        conn.execute(VERSION_SQL)
+        conn.execute("ANALYZE rollup_version")
     info["rollups_s"] = time.perf_counter() - t
     info["examples_s"] = build_examples(url)
     info["rollups_checked"] = check_rollups(url)
@@ -152,7 +165,7 @@ def check_rollups(url: str, hours: int = 24, days: int = 3) -> int:
     from sqlmodel import Session
 
     from core.db import make_engine
-    from trends.rollups import EXAMPLE, EXAMPLES_KEPT, ROLLUP, tally_bucket
+    from trends.rollups import EXAMPLE, EXAMPLES_KEPT, ROLLUP, VERSION, tally_bucket, tally_versions
 
     def stored_examples(session: Session, span: str, bucket: Any) -> dict[Any, list[int]]:
         c = EXAMPLE.c
@@ -180,6 +193,12 @@ def check_rollups(url: str, hours: int = 24, days: int = 3) -> int:
             }
             counts, top = tally_bucket(session, bucket)
             assert stored == dict(counts), f"rollups differ at {bucket}"
+            versions = session.execute(
+                sa.select(VERSION).where(VERSION.c.bucket == bucket)
+            ).mappings()
+            assert sorted(map(dict, versions), key=str) == sorted(
+                tally_versions(session, bucket), key=str
+            ), f"version rows differ at {bucket}"
             expected = {k: [r[3] for r in v] for k, v in top.items()}
             assert stored_examples(session, "hour", bucket) == expected, f"examples at {bucket}"
         for bucket in rnd.sample(buckets, min(days, len(buckets))):
@@ -281,6 +300,42 @@ def latency(client: httpx.Client, paths: list[str], repeat: int) -> dict[str, fl
     }
 
 
+# (granularity, span in days) of the series requests: the dashboard's defaults and a quarter.
+SERIES_SPANS = (("hour", 7), ("day", 30), ("day", 90), ("week", 182))
+
+
+def series_latency(client: httpx.Client, newest: Any, repeat: int) -> list[dict[str, Any]]:
+    """GET /v1/trends/series over ranges ending at the newest post, 8 ranges a span, against the
+    same series with its version marks from a scan of the posts; the two must agree."""
+    rows = []
+    for gran, days in SERIES_SPANS:
+        ends = [
+            newest.replace(minute=0, second=0, microsecond=0) - timedelta(days=7 * k)
+            for k in range(8)
+        ]
+        ranges = [((e - timedelta(days=days)).isoformat(), e.isoformat()) for e in ends]
+        new = [
+            f"/v1/trends/series?themes=refusal_complaint&granularity={gran}&from={urllib.parse.quote(a)}&to={urllib.parse.quote(b)}"
+            for a, b in ranges
+        ]
+        old = [
+            f"/bench/series-scan?granularity={gran}&start={urllib.parse.quote(a)}&end={urllib.parse.quote(b)}"
+            for a, b in ranges
+        ]
+        for n, o in zip(new, old, strict=True):
+            got, want = client.get(n).json(), client.get(o).json()
+            assert got == want, (n, got.get("model_versions"), want.get("model_versions"))
+        rows.append(
+            {
+                "granularity": gran,
+                "days": days,
+                "new": latency(client, new, repeat),
+                "scan": latency(client, old, repeat),
+            }
+        )
+    return rows
+
+
 def export_run(url: str, key: str, fmt: str, params: dict[str, str]) -> dict[str, float]:
     """Stream one export from a fresh server; rows/s and the server's peak RSS."""
     server = Server(url)
@@ -369,6 +424,7 @@ def main() -> None:
                 c, [f"/v1/trends/weekly?week={w}&examples=0" for w in weeks], args.repeat
             )
             baseline = latency(c, [f"/bench/weekly-raw?week={w}" for w in weeks], args.repeat)
+            series_rows = series_latency(c, hi, args.repeat)
     finally:
         server.stop()
 
@@ -397,7 +453,7 @@ def main() -> None:
         lines.append(
             f"Example posts kept with the rollups (`rollup_example`, INSERT ... SELECT): "
             f"{info['examples_s']:.0f} s; {info['rollups_checked']} random hours checked equal to "
-            "`trends.rollups.tally_bucket` (counts and examples) and 3 random days to the merge "
+            "`trends.rollups.tally_bucket` and `tally_versions` (counts, examples, version rows) and 3 random days to the merge "
             "of their hours."
         )
     lines += [
@@ -415,6 +471,20 @@ def main() -> None:
         "",
         "Target: p95 <= 50 ms. "
         + ("Met." if weekly["p95"] <= 50 else f"Not met ({weekly['p95']:.0f} ms)."),
+        "",
+        f"### GET /v1/trends/series (refusal_complaint; 8 ranges per span ending at the newest post, {args.repeat} passes)",
+        "",
+        "Version marks from `rollup_version` against the same series with its marks from a scan "
+        "of the range's posts (the route before `rollup_version`); both answers compared equal "
+        "for every range first.",
+        "",
+        "| granularity | span | p50 ms | p95 ms | baseline (scan) p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['granularity']} | {r['days']} days | {r['new']['p50']:.1f} | {r['new']['p95']:.1f} | "
+            f"{r['scan']['p50']:.1f} | {r['scan']['p95']:.1f} |"
+            for r in series_rows
+        ),
         "",
         f"### GET /v1/exports ({n_export:,} rows, fresh server per format, streamed to the client)",
         "",
@@ -445,7 +515,7 @@ def main() -> None:
     ]
     path = write_result(
         "api",
-        "API: weekly summary latency and export throughput",
+        "API: weekly summary and series latency, export throughput",
         "\n".join(lines),
         machine=_machine(),
     )

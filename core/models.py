@@ -310,6 +310,20 @@ class SourceOutage(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class RollupVersion(SQLModel, table=True):
+    """Posts per hour x platform x model version in force, kept with the rollups: a series
+    reads where the model version changed from these rows instead of scanning its posts."""
+
+    __tablename__ = "rollup_version"
+
+    bucket: datetime = Field(sa_column=_ts(primary_key=True))
+    platform: str = Field(sa_column=sa.Column(sa.String(32), primary_key=True))
+    model_version: str = Field(sa_column=sa.Column(sa.String(128), primary_key=True))
+    posts: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    first_post_at: datetime = Field(sa_column=_ts(nullable=False))
+    first_classified_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class RollupExample(SQLModel, table=True):
     """The top posts of an hour or a day x platform x product x theme, ranked as the weekly
     summary shows them (human label first, then the theme's score, then the newest).

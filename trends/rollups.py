@@ -3,7 +3,8 @@
 An hour is recomputed from the posts and the labels in force, so the incremental path and a
 full rebuild give the same numbers by construction, and a repeated task changes nothing.
 
-The same pass keeps the hour's example posts (the top ``EXAMPLES_KEPT`` per platform x product
+The same pass keeps the hour's posts per model version in force (where a series marks a version
+change) and the hour's example posts (the top ``EXAMPLES_KEPT`` per platform x product
 x theme, ranked as the weekly summary shows them), and the day's top posts are merged from its
 hours' rows, so the weekly summary reads its examples from a few hundred stored rows.
 """
@@ -20,7 +21,16 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.db import is_postgres
-from core.models import Classification, DirtyBucket, Label, Post, Rollup, RollupExample, utcnow
+from core.models import (
+    Classification,
+    DirtyBucket,
+    Label,
+    Post,
+    Rollup,
+    RollupExample,
+    RollupVersion,
+    utcnow,
+)
 
 ALL = "*"
 # Example posts kept per hour or day x platform x product x theme: the API's most per theme.
@@ -31,6 +41,7 @@ LABEL = Label.__table__  # type: ignore[attr-defined]
 ROLLUP = Rollup.__table__  # type: ignore[attr-defined]
 DIRTY = DirtyBucket.__table__  # type: ignore[attr-defined]
 EXAMPLE = RollupExample.__table__  # type: ignore[attr-defined]
+VERSION = RollupVersion.__table__  # type: ignore[attr-defined]
 
 Key = tuple[str, str, str]
 # (human label, the theme's score, created_at, post id): larger ranks first.
@@ -143,9 +154,54 @@ def recompute_bucket(session: Session, bucket: datetime, *, merge_day: bool = Tr
     ]
     if examples:
         session.execute(sa.insert(EXAMPLE), examples)
+    session.execute(sa.delete(VERSION).where(VERSION.c.bucket == bucket))
+    versions = tally_versions(session, bucket)
+    if versions:
+        session.execute(sa.insert(VERSION), versions)
     if merge_day:
         merge_day_examples(session, day_of(bucket))
     return len(rows)
+
+
+def tally_versions(session: Session, bucket: datetime) -> list[dict[str, Any]]:
+    """One hour's classified posts per platform x model version in force, with the first post
+    time and the first scoring time of each (the rows of ``rollup_version``)."""
+    stmt = (
+        sa.select(
+            POST.c.platform,
+            CLS.c.model_version,
+            sa.func.count(),
+            sa.func.min(POST.c.created_at),
+            sa.func.min(CLS.c.created_at),
+        )
+        .select_from(POST)
+        .join(CLS, CLS.c.id == POST.c.classification_id)
+        .where(
+            POST.c.created_at >= bucket,
+            POST.c.created_at < bucket + timedelta(hours=1),
+            POST.c.deleted_at.is_(None),
+        )
+        .group_by(POST.c.platform, CLS.c.model_version)
+    )
+    return [
+        {
+            "bucket": bucket,
+            "platform": platform,
+            "model_version": version,
+            "posts": int(n),
+            "first_post_at": decode_timestamp(session, first_post),
+            "first_classified_at": decode_timestamp(session, first_scored),
+        }
+        for platform, version, n, first_post, first_scored in session.execute(stmt)
+    ]
+
+
+def decode_timestamp(session: Session, v: Any) -> datetime:
+    """min() of a timestamp comes back as text on SQLite; the column's own type decodes it."""
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    decoded: datetime = POST.c.created_at.type.process_result_value(v, session.get_bind().dialect)
+    return decoded
 
 
 def merge_day_examples(session: Session, day: datetime) -> None:
@@ -209,6 +265,7 @@ def rebuild_all(*, session: Session) -> dict[str, Any]:
         hours.add(created.replace(minute=0, second=0, microsecond=0))
     session.execute(sa.delete(ROLLUP))
     session.execute(sa.delete(EXAMPLE))
+    session.execute(sa.delete(VERSION))
     written = sum(recompute_bucket(session, h, merge_day=False) for h in sorted(hours))
     for day in sorted({day_of(h) for h in hours}):
         merge_day_examples(session, day)
@@ -237,4 +294,11 @@ def snapshot(*, session: Session) -> dict[tuple[Any, ...], Any]:
             round(score, 6),
             bool(human),
         )
+    v = VERSION.c
+    for b, pl, mv, n, first, scored in session.execute(
+        sa.select(
+            v.bucket, v.platform, v.model_version, v.posts, v.first_post_at, v.first_classified_at
+        )
+    ):
+        out[("version", b.isoformat(), pl, mv)] = (n, first.isoformat(), scored.isoformat())
     return out

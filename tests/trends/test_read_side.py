@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from classify.review import correct_labels
 from classify.rules import RulesClassifier
 from classify.store import classify_posts
+from core.db import hour_bucket, mark_dirty
 from core.errors import InvalidInput
 from core.models import Classification, Post
 from core.taxonomy import load_taxonomy
@@ -113,6 +114,9 @@ def test_series_marks_model_version_change(session):
         session.flush()
         post.classification_id = cls.id
         session.add(post)
+        mark_dirty(session, {hour_bucket(post.created_at)})  # as classify_posts does
+    session.commit()
+    refresh_dirty(session=session)
     session.commit()
     out = series(
         session=session,
@@ -332,3 +336,96 @@ def test_migration_0004_marks_existing_hours_for_their_examples(tmp_path):
     with engine.connect() as conn:
         assert "rollup_example" not in sa.inspect(conn).get_table_names()
     engine.dispose()
+
+
+def _two_versions(session):
+    """Posts over 4 days on two platforms; the newer half re-scored by "tfm-2"; one deleted."""
+    base = datetime(2026, 10, 12, 9, 17, tzinfo=UTC)
+    posts = [
+        make_post(
+            external_id=f"v{i}",
+            platform=("reddit", "hackernews")[i % 2],
+            text=f"Claude refused me {i}",
+            created_at=base + timedelta(hours=7 * i, minutes=i),
+        )
+        for i in range(14)
+    ]
+    ids = upsert_posts(session=session, posts=posts, secret="k").inserted
+    session.commit()
+    classify_posts(session=session, post_ids=ids, classifier=RulesClassifier())
+    session.commit()
+    for pid in ids[8:]:
+        post = session.get(Post, pid)
+        old = session.get(Classification, post.classification_id)
+        cls = Classification(
+            post_id=pid,
+            model_version="tfm-2",
+            text_hash=post.text_hash,
+            themes=old.themes,
+            scores=old.scores,
+            products=old.products,
+        )
+        session.add(cls)
+        session.flush()
+        post.classification_id = cls.id
+        session.add(post)
+        mark_dirty(session, {hour_bucket(post.created_at)})
+    gone = make_post(external_id="v3", platform="hackernews", text="x", deleted=True)
+    upsert_posts(session=session, posts=[gone], secret="k")
+    session.commit()
+    refresh_dirty(session=session)
+    session.commit()
+    return base
+
+
+def test_series_version_marks_from_rollups_equal_a_scan_of_the_posts(session):
+    """model_versions reads the per-hour version rows kept with the rollups; it must say what a
+    scan of every post says, for any hour-aligned range and platform, after incremental
+    refreshes and after a rebuild."""
+    from trends.series import model_versions, model_versions_scan
+
+    base = _two_versions(session)
+    start = base.replace(minute=0)
+    ranges = [
+        (start, start + timedelta(days=5)),
+        (start + timedelta(hours=21), start + timedelta(hours=70)),
+        (start + timedelta(hours=56), start + timedelta(days=4)),
+    ]
+    for a, b in ranges:
+        for platform in (None, "reddit", "hackernews"):
+            want = model_versions_scan(session=session, start=a, end=b, platform=platform)
+            got = model_versions(session=session, start=a, end=b, platform=platform)
+            assert got == want, (a, b, platform)
+    everything = model_versions(
+        session=session, start=start, end=start + timedelta(days=5), platform=None
+    )
+    assert [v["version"] for v in everything][1] == "tfm-2"
+    assert sum(v["posts"] for v in everything) == 13  # the deleted post is not counted
+    incremental = snapshot(session=session)
+    assert any(k[0] == "version" for k in incremental)
+    rebuild_all(session=session)
+    session.commit()
+    assert snapshot(session=session) == incremental
+
+
+def test_migration_0005_fills_the_version_rows_of_existing_posts(db_url):
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from core.migrate import downgrade, upgrade
+
+    engine = make_engine(db_url)
+    try:
+        with Session(engine) as session:
+            _two_versions(session)
+            kept = {k: v for k, v in snapshot(session=session).items() if k[0] == "version"}
+        assert len(kept) >= 10
+        engine.dispose()
+        downgrade(url=db_url, rev="0004")
+        upgrade(url=db_url)
+        with Session(engine) as session:
+            filled = {k: v for k, v in snapshot(session=session).items() if k[0] == "version"}
+        assert filled == kept
+    finally:
+        engine.dispose()
+        upgrade(url=db_url)
