@@ -92,19 +92,15 @@ def test_release_comparison_on_constructed_data(session):
     )
 
 
-def test_series_marks_model_version_change(session):
-    base = datetime(2026, 10, 5, tzinfo=UTC)
-    ids = _load(
-        session,
-        [(f"s{i}", f"Claude refused me {i}", base + timedelta(days=i, hours=2)) for i in range(6)],
-    )
-    # A newer model re-scored the last three posts (new classification rows, in force).
-    for pid in ids[3:]:
+def _new_version(session, post_ids, version):
+    """Put a classification by ``version`` in force for these posts (same labels), marking their
+    hours dirty as classify_posts does."""
+    for pid in post_ids:
         post = session.get(Post, pid)
         old = session.get(Classification, post.classification_id)
         cls = Classification(
             post_id=pid,
-            model_version="tfm-2",
+            model_version=version,
             text_hash=post.text_hash,
             themes=old.themes,
             scores=old.scores,
@@ -114,7 +110,26 @@ def test_series_marks_model_version_change(session):
         session.flush()
         post.classification_id = cls.id
         session.add(post)
-        mark_dirty(session, {hour_bucket(post.created_at)})  # as classify_posts does
+        mark_dirty(session, {hour_bucket(post.created_at)})
+
+
+def _assert_rebuild_keeps(session, kind):
+    """A full rebuild gives the rows the incremental path wrote, ``kind`` rows among them."""
+    incremental = snapshot(session=session)
+    assert any(k[0] == kind for k in incremental)
+    rebuild_all(session=session)
+    session.commit()
+    assert snapshot(session=session) == incremental
+
+
+def test_series_marks_model_version_change(session):
+    base = datetime(2026, 10, 5, tzinfo=UTC)
+    ids = _load(
+        session,
+        [(f"s{i}", f"Claude refused me {i}", base + timedelta(days=i, hours=2)) for i in range(6)],
+    )
+    # A newer model re-scored the last three posts (new classification rows, in force).
+    _new_version(session, ids[3:], "tfm-2")
     session.commit()
     refresh_dirty(session=session)
     session.commit()
@@ -307,11 +322,7 @@ def test_weekly_examples_are_the_weeks_top_with_human_labels_first(session):
     assert [e["id"] for e in safety] == [top]
 
     # The incremental path and a full rebuild keep the same examples.
-    incremental = snapshot(session=session)
-    assert any(k[0] == "example" for k in incremental)
-    rebuild_all(session=session)
-    session.commit()
-    assert snapshot(session=session) == incremental
+    _assert_rebuild_keeps(session, "example")
 
 
 def test_migration_0004_marks_existing_hours_for_their_examples(tmp_path):
@@ -354,22 +365,7 @@ def _two_versions(session):
     session.commit()
     classify_posts(session=session, post_ids=ids, classifier=RulesClassifier())
     session.commit()
-    for pid in ids[8:]:
-        post = session.get(Post, pid)
-        old = session.get(Classification, post.classification_id)
-        cls = Classification(
-            post_id=pid,
-            model_version="tfm-2",
-            text_hash=post.text_hash,
-            themes=old.themes,
-            scores=old.scores,
-            products=old.products,
-        )
-        session.add(cls)
-        session.flush()
-        post.classification_id = cls.id
-        session.add(post)
-        mark_dirty(session, {hour_bucket(post.created_at)})
+    _new_version(session, ids[8:], "tfm-2")
     gone = make_post(external_id="v3", platform="hackernews", text="x", deleted=True)
     upsert_posts(session=session, posts=[gone], secret="k")
     session.commit()
@@ -401,11 +397,7 @@ def test_series_version_marks_from_rollups_equal_a_scan_of_the_posts(session):
     )
     assert [v["version"] for v in everything][1] == "tfm-2"
     assert sum(v["posts"] for v in everything) == 13  # the deleted post is not counted
-    incremental = snapshot(session=session)
-    assert any(k[0] == "version" for k in incremental)
-    rebuild_all(session=session)
-    session.commit()
-    assert snapshot(session=session) == incremental
+    _assert_rebuild_keeps(session, "version")
 
 
 def test_migration_0005_fills_the_version_rows_of_existing_posts(db_url):
