@@ -123,11 +123,16 @@ def _naive(clf: object, rows: list[dict[str, str]]) -> float:
     return len(rows) / (time.perf_counter() - start)
 
 
-def _matmul_gflops() -> float:
-    """fp32 GFLOP/s of the FFN's matrix product (16 posts x 94 tokens) on all cores, best of 5."""
+def _matmul_gflops(*, bf16: bool = False) -> float:
+    """GFLOP/s of the FFN's matrix product (16 posts x 94 tokens) on all cores, best of 5: fp32
+    in numpy, or bf16 in torch (which runs it on AMX where the CPU has it)."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((1504, 384), dtype=np.float32)
-    w = rng.standard_normal((384, 1536), dtype=np.float32)
+    a: Any = rng.standard_normal((1504, 384), dtype=np.float32)
+    w: Any = rng.standard_normal((384, 1536), dtype=np.float32)
+    if bf16:
+        import torch
+
+        a, w = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(w).to(torch.bfloat16)
     a @ w
     best = float("inf")
     for _ in range(5):
@@ -235,6 +240,8 @@ def _tree_state() -> str:
 
 
 def main() -> None:
+    from classify.encoder import resolve_backend
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1500, help="posts for the fast path's batch runs")
     ap.add_argument("--torch-n", type=int, default=600, help="posts for torch fp32's batch runs")
@@ -249,30 +256,54 @@ def main() -> None:
     files = [_classify_file(rows[: args.file_n]) for _ in range(args.file_runs)]
     best = max(files, key=lambda f: f["rate"])
 
+    import torch
+
     from classify.transformer import TransformerClassifier
     from core.settings import get_settings
 
     settings = get_settings()
-    t0 = time.perf_counter()
-    fast = TransformerClassifier.from_settings(settings)
-    fast_load = time.perf_counter() - t0
+    cores = torch.get_num_threads()
     t0 = time.perf_counter()
     ref = TransformerClassifier.from_settings(
         settings.model_copy(update={"classifier_backend": "torch"}), precision="fp32"
     )
     torch_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    onnx = TransformerClassifier.from_settings(
+        settings.model_copy(update={"classifier_backend": "onnx"})
+    )
+    onnx_load = time.perf_counter() - t0
+    # The fast path is what `classify file` takes by default: torch bf16 side by side where the
+    # CPU has AMX, else ONNX fp32 (classifier_backend "auto").
+    if resolve_backend("auto") == "onnx":
+        fast, fast_load = onnx, onnx_load
+    else:
+        t0 = time.perf_counter()
+        fast = TransformerClassifier.from_settings(
+            settings.model_copy(update={"classifier_backend": "auto"})
+        )
+        fast_load = time.perf_counter() - t0
     rows = rows[: args.n]
 
+    def threads_for(clf: Any) -> None:
+        # A side-by-side torch encoder runs one-thread ops; the fp32 reference splits each op.
+        torch.set_num_threads(1 if getattr(clf.encoder, "concurrent", False) else cores)
+
+    paths = [("fast", fast, args.n), ("torch", ref, args.torch_n)]
+    if onnx is not fast:
+        paths.append(("onnx", onnx, args.n))
     results: dict[str, dict[int, float]] = {}
-    for name, clf, n in (("fast", fast, args.n), ("torch", ref, args.torch_n)):
+    encoders: dict[str, float] = {}
+    texts = [r["text"] for r in rows]
+    for name, clf, n in paths:
+        threads_for(clf)
         _end_to_end(clf, rows[:64], 32)  # warm-up: first calls allocate
         # The same posts at every batch size, so only the batching differs.
         results[name] = {b: _end_to_end(clf, rows[:n], b) for b in (1, 32, 128)}
-
-    # Encoders alone (tokenize, model, pool the three layers the heads read), same posts.
-    texts = [r["text"] for r in rows]
-    enc_fast = _encoder_alone(fast.encoder, texts)
-    enc_torch = _encoder_alone(ref.encoder, texts[: args.torch_n])
+        # Encoders alone (tokenize, model, pool the three layers the heads read), same posts.
+        encoders[name] = _encoder_alone(clf.encoder, texts[:n])
+    threads_for(ref)
+    enc_fast, enc_torch = encoders["fast"], encoders["torch"]
     mean_tokens = float(np.mean(fast.encoder.token_counts(texts)))
     gflops = _matmul_gflops()
     ceiling = gflops * 1000 / (MFLOP_PER_TOKEN * mean_tokens)
@@ -303,6 +334,19 @@ def main() -> None:
         else f"{fe.threads} intra-op threads"
     )
     file_share = best["rate"] / enc_fast
+    onnx_row = onnx_enc_row = ""
+    if "onnx" in results:
+        o = results["onnx"]
+        onnx_row = f"| onnx fp32 (the service's default runtime) | {o[1]:.0f} | {o[32]:.0f} | {o[128]:.0f} |\n"
+        onnx_enc_row = f"| onnx fp32 | {encoders['onnx']:.0f} |\n"
+    bf16 = _matmul_gflops(bf16=True) if fe.precision == "bf16" else 0.0
+    bf16_line = (
+        f"\n- bf16 matrix products (AMX) ran at {bf16:.0f} GFLOP/s, which bounds the bf16 encoder at "
+        f"{bf16 * 1000 / (MFLOP_PER_TOKEN * mean_tokens):.0f} posts/s: it ran at "
+        f"{enc_fast / (bf16 * 1000 / (MFLOP_PER_TOKEN * mean_tokens)):.0%} of that."
+        if bf16
+        else ""
+    )
     body = f"""Code: {_tree_state()}. Command: `python -m bench.classify_bench --n {args.n}`. Fast path: `{fast.version}`
 ({fe.backend} {fe.precision}; each request sorted by token count and cut into runs of at most
 {fe.micro_batch} posts that minimise padding, {runs}); reference: `{ref.version}` (torch fp32). {len(rows)} real posts,
@@ -321,13 +365,13 @@ process each run, model load included: best of {len(files)} runs **{best["wall"]
 | path (posts/s, end to end: parse, tokenize, encode, heads, products, evidence, JSON; requests of this size, two in flight as `classify file` sends them) | batch 1 | batch 32 | batch 128 |
 |---|---|---|---|
 | fast path: {fe.backend} {fe.precision} | {results["fast"][1]:.0f} | {results["fast"][32]:.0f} | **{r128:.0f}** |
-| torch fp32 (transformers, micro-batches of 16 sorted by length; first {args.torch_n} of the posts) | {results["torch"][1]:.0f} | {results["torch"][32]:.0f} | {results["torch"][128]:.0f} |
+{onnx_row}| torch fp32 (transformers, micro-batches of 16 sorted by length; first {args.torch_n} of the posts) | {results["torch"][1]:.0f} | {results["torch"][32]:.0f} | {results["torch"][128]:.0f} |
 | naive: `pipeline("feature-extraction")` per post + same heads (first {args.naive_n} of the posts) | {naive:.0f} | | |
 
 | encoder alone (tokenize, model, pool), all posts in one length-sorted request | posts/s |
 |---|---|
 | {fe.backend} {fe.precision} | {enc_fast:.0f} |
-| torch fp32 | {enc_torch:.0f} |
+{onnx_enc_row}| torch fp32 | {enc_torch:.0f} |
 
 Labels of the fast path against torch fp32 (design.md's rule: >= 99% identical, micro-F1 within
 0.01): **{"holds" if rule_ok else "DOES NOT HOLD"}**.
@@ -344,9 +388,10 @@ Labels of the fast path against torch fp32 (design.md's rule: >= 99% identical, 
   the model load, and for 128-post requests more padding than one sort of all posts.
 - Plain fp32 matrix products ran at {gflops:.0f} GFLOP/s on all cores in this run; at 21.6 MFLOP
   per token that bounds fp32 at {ceiling:.0f} posts/s for these {mean_tokens:.0f}-token posts (attention,
-  LayerNorm and GELU come on top): the encoder alone ran at {enc_fast / ceiling:.0%} of it.
-- Model load in this process: fast path {fast_load:.1f} s (graph from the cache, no torch),
-  torch {torch_load:.1f} s. Peak RSS of this process (both models, naive pipeline) {_peak_mb():.0f} MB.
+  LayerNorm and GELU come on top): the fp32 encoder alone ran at {encoders.get("onnx", enc_fast) / ceiling:.0%} of it.{bf16_line}
+- Model load in this process: fast path {fast_load:.1f} s, ONNX fp32 {onnx_load:.1f} s (graph from the
+  cache, no torch), torch fp32 {torch_load:.1f} s. Peak RSS of this process (all models, naive
+  pipeline) {_peak_mb():.0f} MB.
 """
     path = write_result("classify", "Classifier throughput", body, machine=machine())
     print(body)

@@ -9,7 +9,7 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 # transformers reads these at import time; the encoder must never reach for the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -17,6 +17,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import numpy as np
 import structlog
+
+from classify.batching import SideBySide, micro_batches, padded
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -88,16 +90,26 @@ def encoder_id(model_path: str = "") -> str:
     return f"{slug}-{digest.hexdigest()[:6]}"
 
 
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+
+
 def native_bf16() -> bool:
     """True where the CPU does bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated.
 
     Read from the CPU flags rather than torch, so the model version is known without torch.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", _cpu_flags()))
+
+
+def amx_bf16() -> bool:
+    """True where the CPU has AMX tiles for bf16: there torch's bf16 matrix products run ~4.5x
+    its fp32 ones (1050 against 228 GFLOP/s on 2 cores); with AVX-512 BF16 alone they ran at
+    half the fp32 rate (bench/results/classify.md)."""
+    return bool(re.search(r"\bamx_bf16\b", _cpu_flags()))
 
 
 def cpu_count() -> int:
@@ -118,14 +130,21 @@ def version_id(encoder: str, backend: str, precision: str) -> str:
 
 def configured_version_id(settings: Settings) -> str:
     """The encoder part of the version the settings would produce, without loading anything."""
-    if settings.classifier_backend == "onnx":
+    if resolve_backend(settings.classifier_backend) == "onnx":
         return version_id(encoder_id(settings.model_path), "onnx", settings.onnx_precision)
-    return version_id(encoder_id(settings.model_path), "torch", "bf16" if native_bf16() else "fp32")
+    return version_id(encoder_id(settings.model_path), "torch", "bf16" if amx_bf16() else "fp32")
+
+
+def resolve_backend(backend: str) -> Backend:
+    """The runtime a backend setting means on this host: "auto" is torch (bf16) with AMX, else ONNX."""
+    if backend == "auto":
+        return "torch" if amx_bf16() else "onnx"
+    return "torch" if backend == "torch" else "onnx"
 
 
 def load_encoder(settings: Settings, *, precision: Precision = "auto") -> SentenceEncoder:
     """The encoder the settings name: ONNX Runtime (built once into the cache) or torch."""
-    if settings.classifier_backend == "onnx":
+    if resolve_backend(settings.classifier_backend) == "onnx":
         from classify.onnx_backend import OnnxEncoder, onnx_cache_dir, user_cache_dir
 
         return OnnxEncoder(
@@ -150,11 +169,14 @@ def configure_threads(threads: int | None = None) -> int:
 
 
 class Encoder:
-    """torch: mean-pooled, L2-normalised sentence embeddings; load once, then call `encode`."""
+    """torch: mean-pooled, L2-normalised sentence embeddings; load once, then call `encode`.
+
+    fp32 (the reference) splits each op over every core, one forward pass at a time (the
+    classifier's lock). bf16 holds the weights in bf16 and runs one-thread forward passes side by
+    side, one a core, as the ONNX encoder does: on AMX hosts that is the fast path.
+    """
 
     backend = "torch"
-    # torch splits each op over every core: one forward pass at a time (the classifier's lock).
-    bounds_threads = False
 
     def __init__(
         self,
@@ -177,10 +199,23 @@ class Encoder:
         self.max_tokens = max_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
-        # bf16 is lossless here (cosine 0.99995) and ~1.7x faster, but only where the CPU has it.
+        # bf16 keeps the labels (cosine 0.9998 to fp32, scores within 0.004) and is fast where
+        # the CPU has AMX; with AVX-512 BF16 alone it was slower than fp32, so "auto" asks for AMX.
         self.precision: Literal["fp32", "bf16"] = (
-            ("bf16" if native_bf16() else "fp32") if precision == "auto" else precision
+            ("bf16" if amx_bf16() else "fp32") if precision == "auto" else precision
         )
+        self.concurrent = self.precision == "bf16" and self.threads > 1
+        if self.precision == "bf16":
+            import torch
+
+            # Weights held in bf16 instead of cast on every call under autocast (13% of the time).
+            self.model = self.model.to(torch.bfloat16)
+        if self.concurrent:
+            import torch
+
+            torch.set_num_threads(1)
+            self._pool = SideBySide(self.threads, "torch")
+            self._pad_id = int(self.tokenizer.pad_token_id or 0)
         self.dim = int(self.model.config.hidden_size)
         self.load_seconds = time.perf_counter() - started
         log.info(
@@ -188,8 +223,14 @@ class Encoder:
             encoder=self.id,
             precision=self.precision,
             threads=self.threads,
+            concurrent=self.concurrent,
             seconds=round(self.load_seconds, 2),
         )
+
+    @property
+    def bounds_threads(self) -> bool:
+        """Side by side, every run goes through this encoder's pool: callers need not take turns."""
+        return self.concurrent
 
     @property
     def version_id(self) -> str:
@@ -213,6 +254,8 @@ class Encoder:
         out = np.zeros((len(texts), self.dim * (1 + len(layers))), dtype=np.float32)
         if not texts:
             return out
+        if self.concurrent:
+            return self._encode_side_by_side(texts, tuple(layers), out)
         # Token counts would be exact, but character length orders batches just as well and is free.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.micro_batch):
@@ -220,9 +263,23 @@ class Encoder:
             out[idx] = self._encode_batch([texts[i] or " " for i in idx], tuple(layers))
         return out
 
-    def _encode_batch(self, texts: list[str], layers: tuple[int, ...]) -> np.ndarray:
+    def _encode_side_by_side(
+        self, texts: Sequence[str], layers: tuple[int, ...], out: np.ndarray
+    ) -> np.ndarray:
         import torch
 
+        enc = self.tokenizer([t or " " for t in texts], truncation=True, max_length=self.max_tokens)
+        ids = enc["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+
+        def run(idx: np.ndarray) -> None:
+            input_ids, mask = padded(ids, lengths, idx, self._pad_id)
+            out[idx] = self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
+
+        self._pool.run(run, micro_batches(lengths, self.micro_batch))
+        return out
+
+    def _encode_batch(self, texts: list[str], layers: tuple[int, ...]) -> np.ndarray:
         enc = self.tokenizer(
             texts,
             padding=True,
@@ -230,14 +287,16 @@ class Encoder:
             max_length=self.max_tokens,
             return_tensors="pt",
         )
-        mask = enc["attention_mask"]
+        return self._forward(enc["input_ids"], enc["attention_mask"], layers)
+
+    def _forward(self, input_ids: Any, mask: Any, layers: tuple[int, ...]) -> np.ndarray:
+        """Pooled, normalised embeddings of one padded micro-batch (float32, input order)."""
+        import torch
+
         with torch.inference_mode():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                out = self.model(
-                    input_ids=enc["input_ids"],
-                    attention_mask=mask,
-                    output_hidden_states=bool(layers),
-                )
+            out = self.model(
+                input_ids=input_ids, attention_mask=mask, output_hidden_states=bool(layers)
+            )
             m = mask.unsqueeze(-1).to(torch.float32)
             states = [out.last_hidden_state] + [out.hidden_states[i] for i in layers]
             pooled = [

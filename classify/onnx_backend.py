@@ -15,11 +15,9 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +28,7 @@ import numpy as np
 import structlog
 from filelock import FileLock
 
+from classify.batching import SideBySide, Tokens, micro_batches, padded
 from classify.encoder import (
     MAX_TOKENS,
     MICRO_BATCH,
@@ -55,7 +54,6 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 QUANTIZED_MATMULS = ("intermediate/dense/MatMul", "attention/output/dense/MatMul")
 # One more ONNX Runtime call costs about as much as this many tokens of work (its fixed cost and
 # the smaller matrix products), from bs 1 vs bs 16 in measurements.md; see micro_batches.
-CALL_TOKENS = 48
 
 
 class OnnxBuildError(Exception):
@@ -331,66 +329,6 @@ def _session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def micro_batches(
-    lengths: np.ndarray, size: int, *, call_tokens: int = CALL_TOKENS
-) -> list[np.ndarray]:
-    """Indices of `lengths` in length order, cut into runs of at most `size` posts.
-
-    Each run pads to its longest post. The cuts minimise padded tokens plus `call_tokens` per
-    run (what one more, smaller model call costs, in tokens), exactly, by dynamic programming
-    over the sorted lengths: in 128-post requests of real posts, fixed runs of 16 padded 17%
-    extra tokens, these about 4%; short posts still share a call.
-    """
-    order = np.argsort(lengths, kind="stable")
-    n = len(order)
-    sorted_len = lengths[order].astype(np.int64)
-    best = np.zeros(n + 1, dtype=np.int64)  # best[k]: cost of the first k sorted posts
-    cut = np.zeros(n + 1, dtype=np.int64)
-    for k in range(1, n + 1):
-        j = np.arange(max(0, k - size), k)  # the run is sorted posts j..k-1, longest k-1
-        cost = best[j] + (k - j) * sorted_len[k - 1] + call_tokens
-        i = int(np.argmin(cost))
-        best[k], cut[k] = cost[i], j[i]
-    out: list[np.ndarray] = []
-    k = n
-    while k > 0:
-        out.append(order[cut[k] : k])
-        k = int(cut[k])
-    return out[::-1]
-
-
-class _Tokens:
-    """Word-piece ids without padding: the fast tokenizer's Rust core, one call per request."""
-
-    def __init__(self, model_path: str, max_tokens: int) -> None:
-        file = Path(model_path) / "tokenizer.json"
-        self._hf: Any = None
-        if file.is_file():
-            from tokenizers import Tokenizer
-
-            tok = Tokenizer.from_file(str(file))
-            padding = tok.padding or {}
-            self.pad_id = int(padding.get("pad_id", 0))
-            tok.no_padding()  # tokenizer.json pads every text to 128; micro-batches pad themselves
-            tok.enable_truncation(max_length=max_tokens)
-            self._tok = tok
-        else:  # a checkpoint with only vocab files: transformers builds the fast tokenizer
-            from transformers import AutoTokenizer
-
-            self._hf = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-            self.pad_id = int(self._hf.pad_token_id or 0)
-        self.max_tokens = max_tokens
-
-    def ids(self, texts: list[str]) -> list[list[int]]:
-        if self._hf is not None:
-            enc = self._hf(texts, truncation=True, max_length=self.max_tokens)
-            return [list(x) for x in enc["input_ids"]]
-        return [e.ids for e in self._tok.encode_batch(texts)]
-
-
-_POOL_LOCK = threading.Lock()
-
-
 class OnnxEncoder:
     """Implements `classify.encoder.SentenceEncoder` on ONNX Runtime; load once per process."""
 
@@ -417,7 +355,7 @@ class OnnxEncoder:
         # cores: no wake-up and wait between ops, and a descheduled thread stalls only its own
         # micro-batch (the machine is shared). ORT sessions are safe to run from several threads.
         self.concurrent = concurrent and self.threads > 1
-        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
+        self._pool = SideBySide(self.threads, "onnx")
         session_threads = 1 if self.concurrent else self.threads
         self.micro_batch = micro_batch
         self.max_tokens = max_tokens
@@ -434,7 +372,7 @@ class OnnxEncoder:
                 self.path, precision=precision, cache_dir=cache_dir, rebuild=True
             )
             self.session = _session(self.onnx_path, session_threads)
-        self.tokens = _Tokens(self.path, max_tokens)
+        self.tokens = Tokens(self.path, max_tokens)
         self.load_seconds = time.perf_counter() - started
         log.info(
             "classify.encoder_loaded",
@@ -464,16 +402,6 @@ class OnnxEncoder:
         oversubscribe the cores and need not take turns."""
         return self.concurrent
 
-    def _executor(self) -> ThreadPoolExecutor:
-        # Per process: a worker forked after a run would inherit a pool whose threads are gone.
-        with _POOL_LOCK:
-            if self._pool is None or self._pool[0] != os.getpid():
-                self._pool = (
-                    os.getpid(),
-                    ThreadPoolExecutor(self.threads, thread_name_prefix="onnx"),
-                )
-            return self._pool[1]
-
     def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray:
         """The sentence embedding, then the normalised mean pool of each of `layers` (n, dim*(1+k))."""
         n = len(texts)
@@ -485,21 +413,14 @@ class OnnxEncoder:
         pick = [-1, *layers]  # pooled[:, -1] is the last layer, i.e. the sentence embedding
 
         def run(idx: np.ndarray) -> None:
-            width = int(lengths[idx].max())
-            input_ids = np.full((len(idx), width), self.tokens.pad_id, dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                input_ids[row, : lengths[i]] = ids[i]
-                mask[row, : lengths[i]] = 1
+            input_ids, mask = padded(ids, lengths, idx, self.tokens.pad_id)
             feeds = {"input_ids": input_ids, "attention_mask": mask}
             pooled = self.session.run(["pooled"], feeds)[0]
             out[idx] = pooled[:, pick, :].reshape(len(idx), -1)
 
         batches = micro_batches(lengths, self.micro_batch)
         if self.concurrent:
-            # Longest first, so no core is left with one long micro-batch at the end.
-            for _ in self._executor().map(run, batches[::-1]):
-                pass
+            self._pool.run(run, batches)
         else:
             for idx in batches:
                 run(idx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classify.onnx_backend import micro_batches
+from classify.batching import micro_batches
 
 
 def _padded(lengths: np.ndarray, batches: list[np.ndarray]) -> int:
