@@ -248,6 +248,8 @@ class AlertRule(SQLModel, table=True):
     metric: str = Field(default="count", max_length=16)
     calibrated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The history before this has been backfilled (trends.alerts._backfill); null: not yet.
+    backfilled_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Alert(SQLModel, table=True):

@@ -13,8 +13,9 @@ from classify.store import classify_posts
 from cli.ingest import replay_file
 from core.models import Alert, AlertRule, Post
 from core.taxonomy import load_taxonomy
-from trends.alerts import DEFAULT_THEMES, detect, ensure_default_rules
+from trends.alerts import DEFAULT_THEMES, RulePatch, detect, ensure_default_rules, update_rule
 from trends.rollups import refresh_dirty
+from trends.spikes import Detector
 
 DEMO = Path(__file__).resolve().parents[2] / "data" / "demo" / "posts.jsonl"
 END = datetime(2026, 11, 23, tzinfo=UTC)  # the Monday after the corpus
@@ -34,7 +35,9 @@ def _iso_week(ts: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def test_demo_corpus_pages_the_w43_complaint_rise_and_not_the_quiet_weeks(settings, session):
+def test_demo_corpus_pages_the_w43_complaint_rise_and_not_the_quiet_weeks(
+    settings, session, monkeypatch
+):
     _load_demo(session)
     made = ensure_default_rules(session=session, taxonomy=load_taxonomy(), settings=settings)
     session.commit()
@@ -62,8 +65,34 @@ def test_demo_corpus_pages_the_w43_complaint_rise_and_not_the_quiet_weeks(settin
     assert first.details["examples"] and first.details["backfill"]["delivered"] is False
     assert all(a.opened_at == a.window_end for a in alerts)
 
-    # Running detection again adds nothing (idempotent), and nothing is handed to a channel.
+    # Running detection again adds nothing (idempotent), and nothing is handed to a channel;
+    # each rule's history was backtested once: the second pass runs the live detector only.
+    runs: list[int] = []
+    real_run = Detector.run
+
+    def counted_run(self, *args, **kwargs):
+        runs.append(1)
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "run", counted_run)
     again = detect(session=session, settings=settings, now=now + timedelta(minutes=15))
     session.commit()
     assert again["backfilled"] == [] and again["opened"] == []
     assert len(list(session.exec(select(Alert)))) == len(alerts)
+    assert len(runs) == len(rules), runs
+    assert all(r.backfilled_until is not None for r in session.exec(select(AlertRule)))
+    # A rule moved to another series has that history backtested again.
+    rule = next(iter(rules.values()))
+    update_rule(
+        session=session,
+        rule_id=int(rule.id or 0),
+        patch=RulePatch(budget=rule.budget * 2),
+        taxonomy=load_taxonomy(),
+        settings=settings,
+    )
+    session.commit()
+    assert session.get(AlertRule, rule.id).backfilled_until is None
+    runs.clear()
+    detect(session=session, settings=settings, now=now + timedelta(minutes=30))
+    session.commit()
+    assert len(runs) == len(rules) + 1, runs
