@@ -248,8 +248,9 @@ class AlertRule(SQLModel, table=True):
     metric: str = Field(default="count", max_length=16)
     calibrated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    # The history before this has been backfilled (trends.alerts._backfill); null: not yet.
-    backfilled_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Digest of the history last backfilled (trends.alerts._backfill): the same history and
+    # parameters are not backtested again; null: not yet.
+    backfill_digest: str | None = Field(default=None, max_length=64)
 
 
 class Alert(SQLModel, table=True):

@@ -197,8 +197,6 @@ def update_rule(
     moved = any(k in changes and changes[k] != getattr(rule, k) for k in _SERIES_FIELDS)
     if moved and "threshold" not in changes:
         rule.threshold, rule.calibrated_at = None, None
-    if moved:
-        rule.backfilled_until = None  # another series: its history has not been backtested
     for k, v in changes.items():
         if v is None and k not in ("product", "platform", "threshold"):
             raise InvalidInput(f"{k} may not be null", param=k)
@@ -544,9 +542,9 @@ def _backfill(
     ends before now) is backtested as the live detector would have run it, past-only; each
     alert it opens that lies after the rule's newest alert is stored with the time it would
     have opened, marked ``backfill``, resolved where the series came back to normal, and never
-    delivered: nobody is paged about the past. The rule records how far this got
-    (``backfilled_until``), so later passes do not backtest the same history again (it was half
-    of every detection pass on the demo corpus); moving the rule to another series clears it.
+    delivered: nobody is paged about the past. The rule keeps a digest of the history and
+    parameters it backtested, so later passes skip the same backtest (it was half of every
+    detection pass on the demo corpus) and rerun it when the history or the rule changed.
     """
     step = timedelta(seconds=p.bucket_seconds)
     newest = session.execute(
@@ -566,9 +564,6 @@ def _backfill(
         floor_bucket(created, p.bucket_seconds), floor_bucket(newest, p.bucket_seconds) + step
     )
     end = min(end, live_from)
-    done = rule.backfilled_until
-    if done is not None and (done if done.tzinfo else done.replace(tzinfo=UTC)) >= end:
-        return []  # this history was backtested by an earlier pass: the same input, nothing new
     last = session.exec(
         select(Alert).where(Alert.rule_id == rule.id).order_by(Alert.window_end.desc()).limit(1)  # type: ignore[attr-defined]
     ).first()
@@ -578,14 +573,34 @@ def _backfill(
             last.window_end if last.window_end.tzinfo else last.window_end.replace(tzinfo=UTC)
         )
         if last_end >= end:
-            rule.backfilled_until = end
             return []
     start = end - timedelta(days=settings.alerts.history_days)
     series = rule_series(session=session, rule=rule, start=start, end=end, now=now)
     if len(series.timestamps) < p.warmup_buckets + 1:
         return []
-    rule.backfilled_until = end
     values = share_adjusted(series, p) if rule.metric == "share" else series.values
+
+    # The backtest is a function of the series, the parameters and the newest alert: when none
+    # of them changed since the last pass, neither can its outcome (late posts, a re-score or an
+    # edit of the rule change the digest, and the history is backtested again).
+    def digest(newest_alert_end: datetime | None) -> str:
+        return hashlib.sha256(
+            repr(
+                (
+                    start.isoformat(),
+                    end.isoformat(),
+                    newest_alert_end.astimezone(UTC).isoformat() if newest_alert_end else None,
+                    p,
+                    rule.min_count,
+                    series.gaps,
+                )
+            ).encode()
+            + np.ascontiguousarray(values, dtype=np.float64).tobytes()
+            + np.ascontiguousarray(series.totals, dtype=np.float64).tobytes()
+        ).hexdigest()
+
+    if rule.backfill_digest == digest(last_end):
+        return []
     rows = Detector(p).run(series.timestamps, values)
     made: list[int] = []
     need = settings.alerts.resolve_after_buckets
@@ -628,6 +643,8 @@ def _backfill(
         session.add(alert)
         made.append(int(alert.id or 0))
         last_end = alert.window_end
+    # As the next pass will see it: its newest alert is the last one stored here.
+    rule.backfill_digest = digest(last_end)
     return made
 
 

@@ -13,6 +13,8 @@ from classify.store import classify_posts
 from cli.ingest import replay_file
 from core.models import Alert, AlertRule, Post
 from core.taxonomy import load_taxonomy
+from ingest.store import upsert_posts
+from tests.factories import make_post
 from trends.alerts import DEFAULT_THEMES, RulePatch, detect, ensure_default_rules, update_rule
 from trends.rollups import refresh_dirty
 from trends.spikes import Detector
@@ -80,7 +82,7 @@ def test_demo_corpus_pages_the_w43_complaint_rise_and_not_the_quiet_weeks(
     assert again["backfilled"] == [] and again["opened"] == []
     assert len(list(session.exec(select(Alert)))) == len(alerts)
     assert len(runs) == len(rules), runs
-    assert all(r.backfilled_until is not None for r in session.exec(select(AlertRule)))
+    assert all(r.backfill_digest for r in session.exec(select(AlertRule)))
     # A rule moved to another series has that history backtested again.
     rule = next(iter(rules.values()))
     update_rule(
@@ -91,8 +93,25 @@ def test_demo_corpus_pages_the_w43_complaint_rise_and_not_the_quiet_weeks(
         settings=settings,
     )
     session.commit()
-    assert session.get(AlertRule, rule.id).backfilled_until is None
     runs.clear()
     detect(session=session, settings=settings, now=now + timedelta(minutes=30))
     session.commit()
     assert len(runs) == len(rules) + 1, runs
+    # Posts arriving late for an old hour change that history: it is backtested again.
+    late = [
+        make_post(
+            external_id=f"late{i}",
+            text="Claude refused to help me again, the new model refuses everything",
+            created_at=datetime(2026, 10, 14, 15, 10 + i, tzinfo=UTC),
+        )
+        for i in range(3)
+    ]
+    ids = upsert_posts(session=session, posts=late, secret="k").inserted
+    classify_posts(session=session, post_ids=ids, classifier=RulesClassifier())
+    session.commit()
+    refresh_dirty(session=session)
+    session.commit()
+    runs.clear()
+    detect(session=session, settings=settings, now=now + timedelta(minutes=45))
+    session.commit()
+    assert len(runs) > len(rules), runs

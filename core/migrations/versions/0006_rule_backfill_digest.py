@@ -1,4 +1,4 @@
-"""alert rules: how far their history has been backfilled, so detection does not backtest the
+"""alert rules: a digest of the history last backfilled, so detection does not backtest the
 same history again on every pass
 
 Revision ID: 0006
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import core.models
 
 revision: str = '0006'
 down_revision: str | None = '0005'
@@ -21,9 +20,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Null for every existing rule: the next pass backfills once, as before, and records it.
     with op.batch_alter_table('alert_rule', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('backfilled_until', core.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('backfill_digest', sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('alert_rule', schema=None) as batch_op:
-        batch_op.drop_column('backfilled_until')
+        batch_op.drop_column('backfill_digest')
