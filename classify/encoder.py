@@ -18,7 +18,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import numpy as np
 import structlog
 
-from classify.batching import SideBySide, micro_batches, padded
+from classify.batching import SideBySide, Tokens, micro_batches, padded
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -210,12 +210,10 @@ class Encoder:
 
             # Weights held in bf16 instead of cast on every call under autocast (13% of the time).
             self.model = self.model.to(torch.bfloat16)
-        if self.concurrent:
-            import torch
-
-            torch.set_num_threads(1)
-            self._pool = SideBySide(self.threads, "torch")
-            self._pad_id = int(self.tokenizer.pad_token_id or 0)
+            if self.concurrent:
+                torch.set_num_threads(1)
+                self._pool = SideBySide(self.threads, "torch")
+                self._tokens = Tokens(self.path, max_tokens)
         self.dim = int(self.model.config.hidden_size)
         self.load_seconds = time.perf_counter() - started
         log.info(
@@ -268,12 +266,11 @@ class Encoder:
     ) -> np.ndarray:
         import torch
 
-        enc = self.tokenizer([t or " " for t in texts], truncation=True, max_length=self.max_tokens)
-        ids = enc["input_ids"]
+        ids = self._tokens.ids([t or " " for t in texts])
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
         def run(idx: np.ndarray) -> None:
-            input_ids, mask = padded(ids, lengths, idx, self._pad_id)
+            input_ids, mask = padded(ids, lengths, idx, self._tokens.pad_id)
             out[idx] = self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
 
         self._pool.run(run, micro_batches(lengths, self.micro_batch))

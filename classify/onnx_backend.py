@@ -52,8 +52,6 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # labels on the evaluation sets; quantizing only the FFN up-projection and the attention output
 # (the query/key/value projection and the FFN down-projection stay fp32) kept over 99%.
 QUANTIZED_MATMULS = ("intermediate/dense/MatMul", "attention/output/dense/MatMul")
-# One more ONNX Runtime call costs about as much as this many tokens of work (its fixed cost and
-# the smaller matrix products), from bs 1 vs bs 16 in measurements.md; see micro_batches.
 
 
 class OnnxBuildError(Exception):
