@@ -97,19 +97,18 @@ def _cpu_flags() -> str:
         return ""
 
 
-def native_bf16() -> bool:
-    """True where the CPU does bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated.
+def fast_bf16() -> bool:
+    """True where torch's bf16 matrix products run well above its fp32 ones, so bf16 is the fast
+    path: Intel CPUs with AMX tiles (1050 against 228 GFLOP/s on 2 cores) and AMD CPUs with
+    AVX-512 BF16, Zen 4 and later (423 against 184). An Intel CPU with AVX-512 BF16 but no AMX
+    ran bf16 at half its fp32 rate (bench/results/classify.md), so there it stays fp32.
 
-    Read from the CPU flags rather than torch, so the model version is known without torch.
+    From the CPU flags and vendor, not a timing, so one host always gets one model version.
     """
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", _cpu_flags()))
-
-
-def amx_bf16() -> bool:
-    """True where the CPU has AMX tiles for bf16: there torch's bf16 matrix products run ~4.5x
-    its fp32 ones (1050 against 228 GFLOP/s on 2 cores); with AVX-512 BF16 alone they ran at
-    half the fp32 rate (bench/results/classify.md)."""
-    return bool(re.search(r"\bamx_bf16\b", _cpu_flags()))
+    info = _cpu_flags()
+    if re.search(r"\bamx_bf16\b", info):
+        return True
+    return bool(re.search(r"\bAuthenticAMD\b", info) and re.search(r"\bavx512_bf16\b", info))
 
 
 def cpu_count() -> int:
@@ -132,13 +131,13 @@ def configured_version_id(settings: Settings) -> str:
     """The encoder part of the version the settings would produce, without loading anything."""
     if resolve_backend(settings.classifier_backend) == "onnx":
         return version_id(encoder_id(settings.model_path), "onnx", settings.onnx_precision)
-    return version_id(encoder_id(settings.model_path), "torch", "bf16" if amx_bf16() else "fp32")
+    return version_id(encoder_id(settings.model_path), "torch", "bf16" if fast_bf16() else "fp32")
 
 
 def resolve_backend(backend: str) -> Backend:
-    """The runtime a backend setting means on this host: "auto" is torch (bf16) with AMX, else ONNX."""
+    """The runtime a backend setting means on this host: "auto" is torch where bf16 is fast, else ONNX."""
     if backend == "auto":
-        return "torch" if amx_bf16() else "onnx"
+        return "torch" if fast_bf16() else "onnx"
     return "torch" if backend == "torch" else "onnx"
 
 
@@ -173,7 +172,8 @@ class Encoder:
 
     fp32 (the reference) splits each op over every core, one forward pass at a time (the
     classifier's lock). bf16 holds the weights in bf16 and runs one-thread forward passes side by
-    side, one a core, as the ONNX encoder does: on AMX hosts that is the fast path.
+    side, one a core, as the ONNX encoder does: where bf16 is fast (`fast_bf16`) that is the fast
+    path.
     """
 
     backend = "torch"
@@ -199,10 +199,10 @@ class Encoder:
         self.max_tokens = max_tokens
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
-        # bf16 keeps the labels (cosine 0.9998 to fp32, scores within 0.004) and is fast where
-        # the CPU has AMX; with AVX-512 BF16 alone it was slower than fp32, so "auto" asks for AMX.
+        # bf16 keeps the labels (cosine 0.9998 to fp32, scores within 0.004); "auto" takes it
+        # where the CPU runs it fast (`fast_bf16`: AMX, or AMD's AVX-512 BF16), else fp32.
         self.precision: Literal["fp32", "bf16"] = (
-            ("bf16" if amx_bf16() else "fp32") if precision == "auto" else precision
+            ("bf16" if fast_bf16() else "fp32") if precision == "auto" else precision
         )
         self.concurrent = self.precision == "bf16" and self.threads > 1
         if self.precision == "bf16":

@@ -179,7 +179,7 @@ def file(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="Encoder runtime: auto (torch bf16 where the CPU has AMX, else ONNX fp32; the "
+        help="Encoder runtime: auto (torch bf16 where the CPU runs it fast, else ONNX fp32; the "
         "default unless classifier_backend is configured), onnx or torch.",
     ),
 ) -> None:

@@ -130,10 +130,11 @@ class Settings(BaseSettings):
     # data_dir) or torch. ONNX fp32 keeps torch fp32's labels; int8 (part of the weights
     # quantized per channel) is 10-20% faster and keeps design.md's label rule with the current
     # heads by a margin of 3 posts, but broke it with earlier heads (BENCHMARKS.md). torch on a
-    # CPU with AMX runs bf16, side by side, 1.6-1.9x ONNX fp32 with the same labels. "auto" picks
-    # torch bf16 where the CPU has AMX and ONNX fp32 elsewhere: the model version then depends on
-    # the host, so the service pins "onnx" (one version across a fleet of mixed CPUs) and
-    # `undertow classify file`, which writes no database, takes "auto" unless this is set.
+    # CPU that runs bf16 fast (AMX, or AMD's AVX-512 BF16) runs bf16, side by side, 1.3-1.9x ONNX
+    # fp32 with the same labels. "auto" picks torch bf16 there and ONNX fp32 elsewhere: the
+    # model version then depends on the host, so the service pins "onnx" (one version across a
+    # fleet of mixed CPUs) and `undertow classify file`, which writes no database, takes "auto"
+    # unless this is set.
     classifier_backend: Literal["auto", "onnx", "torch"] = "onnx"
     onnx_precision: Literal["int8", "fp32"] = "fp32"
     taxonomy_path: Path | None = None

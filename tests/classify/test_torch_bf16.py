@@ -1,4 +1,4 @@
-"""torch bf16 side by side (the fast path on AMX hosts) and the "auto" backend that picks it.
+"""torch bf16 side by side (the fast path where bf16 runs fast) and the "auto" backend that picks it.
 
 On a CPU without bf16 in hardware torch emulates bf16: slower, the same numbers to within
 rounding, so these checks hold on any host; only the choice of "auto" depends on the CPU.
@@ -69,13 +69,23 @@ def test_bf16_keeps_the_labels_and_the_scores(encoders) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "runtime"),
-    [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "torch"), ("fpu avx2", "onnx")],
+    ("vendor", "flags", "runtime"),
+    [
+        ("GenuineIntel", "fpu avx512f avx512_bf16 amx_bf16 amx_tile", "torch"),  # Sapphire Rapids
+        ("AuthenticAMD", "fpu avx512f avx512_bf16 avx512_vnni", "torch"),  # Zen 4
+        ("GenuineIntel", "fpu avx512f avx512_bf16 avx512_vnni", "onnx"),  # bf16 slower than fp32
+        ("AuthenticAMD", "fpu avx2 fma", "onnx"),  # Zen 3: no bf16
+        ("GenuineIntel", "fpu avx2", "onnx"),
+    ],
 )
-def test_auto_picks_torch_bf16_only_with_amx(monkeypatch, tmp_path: Path, flags, runtime) -> None:
+def test_auto_picks_torch_bf16_only_where_bf16_is_fast(
+    monkeypatch, tmp_path: Path, vendor, flags, runtime
+) -> None:
     from classify.loader import current_version
 
-    monkeypatch.setattr(encoder_mod, "_cpu_flags", lambda: f"flags\t\t: {flags}\n")
+    info = f"vendor_id\t: {vendor}\nflags\t\t: {flags}\n"
+    monkeypatch.setattr(encoder_mod, "_cpu_flags", lambda: info)
+    assert encoder_mod.fast_bf16() == (runtime == "torch")
     assert resolve_backend("auto") == runtime
     assert resolve_backend("onnx") == "onnx" and resolve_backend("torch") == "torch"
     auto = Settings(classifier="transformers", data_dir=tmp_path, classifier_backend="auto")
