@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	# The encoder's ONNX graph, exported from the packaged weights (no network); a first load
 	# would build it too, but then inside someone's timing.
 	$(PY) -m classify.onnx_backend
+	# The traced bf16 module, where the CPU runs bf16 fast (`classify file` takes it there).
+	$(PY) -m classify.torchscript
 	touch $@
 
 run: install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import time
@@ -152,7 +153,40 @@ def load_encoder(settings: Settings, *, precision: Precision = "auto") -> Senten
             cache_dir=onnx_cache_dir(settings),
             shared_dir=user_cache_dir(),
         )
-    return Encoder(settings.model_path, precision=precision)
+    from classify.graph_cache import user_cache_dir as shared_cache
+    from classify.torchscript import cache_dir_of
+
+    return Encoder(
+        settings.model_path,
+        precision=precision,
+        cache_dir=cache_dir_of(settings),
+        shared_dir=shared_cache("torchscript"),
+    )
+
+
+def pooled_module(model: Any) -> Any:
+    """`model` wrapped to return the mean-pooled, L2-normalised embedding of every hidden state,
+    (batch, layers + 1, hidden) float32, for export (ONNX) or tracing (TorchScript)."""
+    import torch
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            )
+            m = attention_mask.unsqueeze(-1).to(torch.float32)
+            n = m.sum(1).clamp(min=1e-9)
+            pools = [
+                torch.nn.functional.normalize((h.to(torch.float32) * m).sum(1) / n, p=2, dim=1)
+                for h in out.hidden_states
+            ]
+            return torch.stack(pools, dim=1)
+
+    return Pooled(model).eval()
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -171,9 +205,9 @@ class Encoder:
     """torch: mean-pooled, L2-normalised sentence embeddings; load once, then call `encode`.
 
     fp32 (the reference) splits each op over every core, one forward pass at a time (the
-    classifier's lock). bf16 holds the weights in bf16 and runs one-thread forward passes side by
-    side, one a core, as the ONNX encoder does: where bf16 is fast (`fast_bf16`) that is the fast
-    path.
+    classifier's lock). bf16 runs one-thread forward passes of a traced bf16 module
+    (`classify.torchscript`, cached) side by side, one a core, as the ONNX encoder does: where
+    bf16 is fast (`fast_bf16`) that is the fast path.
     """
 
     backend = "torch"
@@ -186,35 +220,48 @@ class Encoder:
         micro_batch: int = MICRO_BATCH,
         max_tokens: int = MAX_TOKENS,
         threads: int | None = None,
+        cache_dir: Path | None = None,
+        shared_dir: Path | None = None,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+        """`cache_dir` (and the per-user `shared_dir`) keep the traced bf16 module between runs;
+        without one, bf16 side by side traces it in memory at every load."""
         started = time.perf_counter()
         self.path = resolve_model_path(model_path)
         self.id = encoder_id(model_path)
         self.threads = configure_threads(threads)
         self.micro_batch = micro_batch
         self.max_tokens = max_tokens
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
         # bf16 keeps the labels (cosine 0.9998 to fp32, scores within 0.004); "auto" takes it
         # where the CPU runs it fast (`fast_bf16`: AMX, or AMD's AVX-512 BF16), else fp32.
         self.precision: Literal["fp32", "bf16"] = (
             ("bf16" if fast_bf16() else "fp32") if precision == "auto" else precision
         )
         self.concurrent = self.precision == "bf16" and self.threads > 1
-        if self.precision == "bf16":
+        if self.concurrent:
             import torch
 
-            # Weights held in bf16 instead of cast on every call under autocast (13% of the time).
-            self.model = self.model.to(torch.bfloat16)
-            if self.concurrent:
-                torch.set_num_threads(1)
-                self._pool = SideBySide(self.threads, "torch")
-                self._tokens = Tokens(self.path, max_tokens)
-        self.dim = int(self.model.config.hidden_size)
+            from classify import torchscript
+
+            torch.set_num_threads(1)
+            self._pool = SideBySide(self.threads, "torch")
+            self._tokens = Tokens(self.path, max_tokens)
+            # Traced from the transformers model (weights in bf16) once, then loaded without it.
+            self._traced = torchscript.load(self.path, cache_dir=cache_dir, shared_dir=shared_dir)
+            config = json.loads((Path(self.path) / "config.json").read_text(encoding="utf-8"))
+            self.dim = int(config["hidden_size"])
+        else:
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
+            if self.precision == "bf16":
+                import torch
+
+                # Weights held in bf16 instead of cast on every call under autocast (13%).
+                self.model = self.model.to(torch.bfloat16)
+            self.dim = int(self.model.config.hidden_size)
         self.load_seconds = time.perf_counter() - started
         log.info(
             "classify.encoder_loaded",
@@ -236,6 +283,8 @@ class Encoder:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text after truncation, special tokens included."""
+        if self.concurrent:
+            return [len(ids) for ids in self._tokens.ids([t or " " for t in texts])]
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
         return [len(ids) for ids in enc["input_ids"]]
 
@@ -269,9 +318,13 @@ class Encoder:
         ids = self._tokens.ids([t or " " for t in texts])
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
+        pick = [-1, *layers]  # pools[:, -1] is the last layer, i.e. the sentence embedding
+
         def run(idx: np.ndarray) -> None:
             input_ids, mask = padded(ids, lengths, idx, self._tokens.pad_id)
-            out[idx] = self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
+            with torch.inference_mode():
+                pools = self._traced(torch.from_numpy(input_ids), torch.from_numpy(mask))
+            out[idx] = pools[:, pick, :].reshape(len(idx), -1).numpy()
 
         self._pool.run(run, micro_batches(lengths, self.micro_batch))
         return out

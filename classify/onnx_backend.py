@@ -10,11 +10,8 @@ Loading needs only onnxruntime and tokenizers: no torch, no network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -26,17 +23,19 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import numpy as np
 import structlog
-from filelock import FileLock
 
+from classify import graph_cache
 from classify.batching import SideBySide, Tokens, micro_batches, padded
 from classify.encoder import (
     MAX_TOKENS,
     MICRO_BATCH,
     cpu_count,
     encoder_id,
+    pooled_module,
     resolve_model_path,
     version_id,
 )
+from classify.graph_cache import BuildError, cached_ok
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -47,15 +46,13 @@ OnnxPrecision = Literal["int8", "fp32"]
 # Bump when the exported graph changes (inputs, outputs, fusion or quantization options).
 EXPORT_FORMAT = 1
 OPSET = 17
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # int8 weights only where they keep the labels: full per-channel int8 flipped 1.5-2.4% of posts'
 # labels on the evaluation sets; quantizing only the FFN up-projection and the attention output
 # (the query/key/value projection and the FFN down-projection stay fp32) kept over 99%.
 QUANTIZED_MATMULS = ("intermediate/dense/MatMul", "attention/output/dense/MatMul")
 
 
-class OnnxBuildError(Exception):
-    """The ONNX graph could not be exported or does not load."""
+OnnxBuildError = BuildError  # the ONNX graph could not be exported or does not load
 
 
 def onnx_cache_dir(settings: Settings) -> Path:
@@ -64,11 +61,8 @@ def onnx_cache_dir(settings: Settings) -> Path:
 
 
 def user_cache_dir() -> Path:
-    """A per-user copy of built graphs, so a fresh data dir (a test, a second checkout) reuses one.
-
-    Read from XDG_CACHE_HOME like every other tool's cache, not from the settings: it is a copy.
-    """
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "undertow" / "onnx"
+    """A per-user copy of built graphs, so a fresh data dir (a test, a second checkout) reuses one."""
+    return graph_cache.user_cache_dir("onnx")
 
 
 def _ort_version() -> str:
@@ -94,60 +88,15 @@ def export_settings(precision: OnnxPrecision) -> dict[str, Any]:
     }
 
 
-def weights_digest(model_path: str) -> str:
-    """sha256 over the weights and config files (~0.1 s for MiniLM's 90 MB)."""
-    folder = Path(model_path)
-    h = hashlib.sha256(b"undertow-encoder\0")
-    found = False
-    for name in ("config.json", *WEIGHT_FILES):
-        f = folder / name
-        if f.is_file():
-            found = found or name in WEIGHT_FILES
-            h.update(f"\0{name}\0".encode())
-            with f.open("rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest())
-    if not found:
-        raise OnnxBuildError(f"no weights ({' or '.join(WEIGHT_FILES)}) under {model_path}")
-    return h.hexdigest()
-
-
 def cache_path(model_path: str, *, precision: OnnxPrecision, cache_dir: Path) -> Path:
     """Where the graph for these weights and settings lives: the key is in the file name."""
-    key = hashlib.sha256(
-        (
-            weights_digest(model_path) + json.dumps(export_settings(precision), sort_keys=True)
-        ).encode()
-    ).hexdigest()[:20]
-    return cache_dir.resolve() / f"{encoder_id(model_path)}-{precision}-{key}.onnx"
-
-
-def _manifest_path(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def cached_ok(path: Path) -> bool:
-    """The graph exists and its bytes are the ones the manifest recorded when it was built."""
-    try:
-        manifest = json.loads(_manifest_path(path).read_text(encoding="utf-8"))
-        return bool(
-            path.stat().st_size == manifest["bytes"] and _file_sha256(path) == manifest["sha256"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _write_atomic(src: Path, dest: Path) -> None:
-    with src.open("rb") as f:
-        os.fsync(f.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(src, 0o666 & ~umask)
-    os.replace(src, dest)
+    return graph_cache.keyed_path(
+        model_path,
+        tag=precision,
+        settings=export_settings(precision),
+        cache_dir=cache_dir,
+        suffix=".onnx",
+    )
 
 
 def _export(model_path: str, out: Path) -> tuple[int, int]:
@@ -162,28 +111,11 @@ def _export(model_path: str, out: Path) -> tuple[int, int]:
         model_path, local_files_only=True, attn_implementation="eager"
     ).eval()
 
-    class Pooled(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            out = self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-            )
-            m = attention_mask.unsqueeze(-1).to(torch.float32)
-            n = m.sum(1).clamp(min=1e-9)
-            pools = [
-                torch.nn.functional.normalize((h * m).sum(1) / n, p=2, dim=1)
-                for h in out.hidden_states
-            ]
-            return torch.stack(pools, dim=1)  # (batch, layers + 1, hidden)
-
     ids = torch.ones((2, 12), dtype=torch.long)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer chatter about shapes that stay dynamic here
         torch.onnx.export(
-            Pooled(model),
+            pooled_module(model),
             (ids, torch.ones_like(ids)),
             str(out),
             input_names=["input_ids", "attention_mask"],
@@ -206,9 +138,9 @@ def build(model_path: str, dest: Path, *, precision: OnnxPrecision) -> Path:
     from onnxruntime.transformers import optimizer
 
     started = time.perf_counter()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".onnx-build-", dir=dest.parent) as tmp:
-        raw, fused, final = Path(tmp, "raw.onnx"), Path(tmp, "fused.onnx"), Path(tmp, "final.onnx")
+
+    def make(tmp: Path, final: Path) -> dict[str, Any]:
+        raw, fused = tmp / "raw.onnx", tmp / "fused.onnx"
         heads, hidden = _export(model_path, raw)
         try:
             opt = optimizer.optimize_model(
@@ -235,20 +167,9 @@ def build(model_path: str, dest: Path, *, precision: OnnxPrecision) -> Path:
             )
         else:
             fused.replace(final)
-        manifest = {
-            "source": model_path,
-            "bytes": final.stat().st_size,
-            "sha256": _file_sha256(final),
-            "settings": export_settings(precision),
-            "fusions": fusions,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        man = Path(tmp, "manifest.json")
-        man.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-        # The graph first, its manifest last: a crash in between leaves a graph that fails the check.
-        _write_atomic(final, dest)
-        _write_atomic(man, _manifest_path(dest))
-    _prune(dest)
+        return {"source": model_path, "fusions": fusions}
+
+    graph_cache.build_atomic(dest, make, export_settings(precision))
     log.info(
         "classify.onnx_built",
         path=str(dest),
@@ -257,28 +178,6 @@ def build(model_path: str, dest: Path, *, precision: OnnxPrecision) -> Path:
         seconds=round(time.perf_counter() - started, 1),
     )
     return dest
-
-
-def _prune(keep: Path) -> None:
-    """Drop graphs of the same encoder and precision built for older weights or settings."""
-    prefix = keep.name.rsplit("-", 1)[0] + "-"
-    for old in keep.parent.glob(f"{prefix}*"):
-        if old.stem != keep.stem and old.suffix in {".onnx", ".json", ".lock"}:
-            old.unlink(missing_ok=True)
-
-
-def _copy_verified(src: Path, dest: Path) -> bool:
-    """Copy a verified graph and its manifest into `dest`'s folder atomically; False on failure."""
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for a, b in ((src, dest), (_manifest_path(src), _manifest_path(dest))):
-            tmp = b.with_name(f".{b.name}.{os.getpid()}.tmp")
-            shutil.copyfile(a, tmp)
-            _write_atomic(tmp, b)
-    except OSError:
-        log.warning("classify.onnx_copy_failed", src=str(src), dest=str(dest))
-        return False
-    return cached_ok(dest)
 
 
 def ensure_onnx(
@@ -293,23 +192,12 @@ def ensure_onnx(
 
     `shared_dir` (the per-user cache) is looked in before building and receives a copy after.
     """
-    path = cache_path(model_path, precision=precision, cache_dir=cache_dir)
-    if not rebuild and cached_ok(path):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Workers starting together build once; the others wait and then find it.
-    with FileLock(str(path.with_suffix(".lock")), timeout=900):
-        if rebuild or not cached_ok(path):
-            shared = shared_dir / path.name if shared_dir else None
-            if not rebuild and shared and cached_ok(shared) and _copy_verified(shared, path):
-                log.info("classify.onnx_copied", src=str(shared), dest=str(path))
-                return path
-            if path.exists():
-                log.warning("classify.onnx_rebuild", path=str(path), reason="corrupt or forced")
-            build(model_path, path, precision=precision)
-            if shared and shared.resolve() != path.resolve():
-                _copy_verified(path, shared)
-    return path
+    return graph_cache.ensure(
+        cache_path(model_path, precision=precision, cache_dir=cache_dir),
+        lambda path: build(model_path, path, precision=precision),
+        rebuild=rebuild,
+        shared_dir=shared_dir,
+    )
 
 
 def _session(path: Path, threads: int) -> Any:
@@ -438,7 +326,7 @@ def main() -> None:
     )
     shared = user_cache_dir() / path.name
     if not cached_ok(shared):
-        _copy_verified(path, shared)
+        graph_cache.copy_verified(path, shared)
     print(path)  # the Makefile shows where the graph went
 
 

@@ -7,6 +7,8 @@ rounding, so these checks hold on any host; only the choice of "auto" depends on
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,14 +24,23 @@ from tests.classify.test_onnx_backend import _real_texts, held_out_agreement
 pytestmark = pytest.mark.slow
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture(scope="module")
-def encoders() -> Iterator[tuple[Encoder, Encoder]]:
+def trace_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the traced bf16 module, built here (never the per-user copy)."""
+    return tmp_path_factory.mktemp("torchscript-cache")
+
+
+@pytest.fixture(scope="module")
+def encoders(trace_cache: Path) -> Iterator[tuple[Encoder, Encoder]]:
     """(torch fp32, torch bf16 side by side); torch's thread count is restored afterwards."""
     import torch
 
     threads = torch.get_num_threads()
     ref = Encoder(precision="fp32")
-    fast = Encoder(precision="bf16", threads=2)
+    fast = Encoder(precision="bf16", threads=2, cache_dir=trace_cache)
     try:
         yield ref, fast
     finally:
@@ -113,8 +124,8 @@ def test_classify_file_takes_auto_unless_the_backend_is_configured(
         assert r.exit_code == 0, r.output
         return str(json.loads(out.read_text())["model_version"])
 
-    assert version().startswith("minilm-l6-onnx-fp32.h")  # auto, and this CPU has no AMX
-    # torch without AMX runs fp32, the reference, whose version is the bare encoder id.
+    assert version().startswith("minilm-l6-onnx-fp32.h")  # auto, and this CPU's bf16 is slow
+    # torch without fast bf16 runs fp32, the reference, whose version is the bare encoder id.
     assert version("--backend", "torch").startswith("minilm-l6.h")
     monkeypatch.setenv("UNDERTOW_CLASSIFIER_BACKEND", "torch")
     settings_mod.get_settings.cache_clear()
@@ -122,3 +133,86 @@ def test_classify_file_takes_auto_unless_the_backend_is_configured(
     r = CliRunner().invoke(app, ["file", str(src), "-o", str(out), "--backend", "gpu"])
     assert r.exit_code == 2 and "one of auto, onnx, torch" in r.output
     settings_mod.get_settings.cache_clear()
+
+
+def test_the_traced_module_is_the_eager_bf16_model_for_any_batch_shape() -> None:
+    """Traced once on a small padded batch, it must not have baked in a shape or the mask path."""
+    import torch
+    from transformers import AutoModel
+
+    from classify.encoder import pooled_module, resolve_model_path
+    from classify.torchscript import trace
+
+    path = resolve_model_path()
+    eager = pooled_module(
+        AutoModel.from_pretrained(path, local_files_only=True).eval().to(torch.bfloat16)
+    )
+    traced = trace(path)
+    gen = torch.Generator().manual_seed(0)
+    for batch, tokens, pad in ((16, 94, True), (1, 7, False), (3, 256, True), (5, 20, False)):
+        ids = torch.randint(1000, 20000, (batch, tokens), generator=gen)
+        mask = torch.ones_like(ids)
+        if pad:
+            mask[0, tokens // 2 :] = 0
+        with torch.inference_mode():
+            want, got = eager(ids, mask), traced(ids, mask)
+        assert got.shape == want.shape == (batch, 7, 384)
+        assert torch.equal(got, want), (batch, tokens, float((got - want).abs().max()))
+
+
+def test_the_cached_trace_loads_without_transformers(encoders, trace_cache: Path) -> None:
+    from classify import torchscript
+    from classify.encoder import resolve_model_path
+    from classify.graph_cache import cached_ok
+
+    _, fast = encoders
+    path = torchscript.cache_path(resolve_model_path(), cache_dir=trace_cache)
+    assert cached_ok(path)
+    texts = ["Claude refused to help with my thesis", "", "switching to Gemini for good"]
+    want = fast.encode_layers(texts, layers=(3, 4))
+    # A fresh interpreter finds the traced module and never imports transformers.
+    code = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "from classify.encoder import Encoder\n"
+        f"e = Encoder(precision='bf16', threads=2, cache_dir=Path({str(trace_cache)!r}))\n"
+        f"v = e.encode_layers({texts!r}, layers=(3, 4))\n"
+        "assert 'transformers' not in sys.modules\n"
+        "print(json.dumps([e.version_id, e.load_seconds, v.tolist()]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    version, _, got = json.loads(out.stdout.splitlines()[-1])
+    assert version == "minilm-l6-torch-bf16"
+    np.testing.assert_allclose(np.array(got, dtype=np.float32), want, atol=1e-6)
+
+    # Corrupt bytes are found by the manifest's hash and traced afresh, not loaded.
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\0garbage\0" * 64)
+    assert not cached_ok(path)
+    again = Encoder(precision="bf16", threads=2, cache_dir=trace_cache)
+    assert cached_ok(path)
+    np.testing.assert_allclose(again.encode_layers(texts, layers=(3, 4)), want, atol=1e-6)
+
+
+def test_without_torchscript_the_eager_module_stands_in(monkeypatch, tmp_path: Path) -> None:
+    import torch
+
+    from classify import torchscript
+    from classify.encoder import resolve_model_path
+
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("this torch has no TorchScript")
+
+    monkeypatch.setattr(torch.jit, "trace", unavailable)
+    module = torchscript.load(resolve_model_path(), cache_dir=tmp_path)
+    assert not isinstance(module, torch.jit.ScriptModule)
+    ids = torch.tensor([[101, 2023, 2001, 102], [101, 7592, 102, 0]])
+    with torch.inference_mode():
+        pools = module(ids, (ids != 0).long())
+    assert pools.shape == (2, 7, 384) and pools.dtype == torch.float32
+    assert torch.allclose(pools.norm(dim=2), torch.ones(2, 7), atol=1e-3)
+    assert not list(tmp_path.glob("*.pt"))  # nothing half-built was left as if it were good
