@@ -11,6 +11,8 @@ on those out-of-fold probabilities, precision first.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,7 @@ MIN_PRECISION_BY_THEME: dict[str, float] = {"hateful_framing": 0.95}
 FOLDS = 5
 PARENT_WEIGHT = 0.5  # a reply's own words count more than its parent's
 MAX_CHAR_FEATURES = 40_000
+CHAR_NGRAMS = (2, 5)  # character n-grams inside word boundaries, padded with a space
 MAX_WORD_FEATURES = 20_000
 
 
@@ -79,6 +82,64 @@ def build_features(text_emb: np.ndarray, parent_emb: np.ndarray, signals: np.nda
 # --- the lexical view -------------------------------------------------------------------------
 
 
+class CharNgrams:
+    """Counts of a fixed vocabulary of character n-grams inside word boundaries: exactly what
+    sklearn's CountVectorizer(analyzer="char_wb", lowercase=True) counts, about 3x faster.
+
+    Generating every 2-5-gram of every word is most of the lexical view's time; words repeat, so
+    each word's n-gram ids are worked out once and remembered (the memo is cleared when full).
+    Safe to call from several threads: a word raced for is worked out twice, the same way.
+    """
+
+    WHITE_SPACES = re.compile(r"\s\s+")  # sklearn's whitespace normalisation
+    MAX_WORDS = 100_000
+
+    def __init__(self, vocabulary: Sequence[str], ngram_range: tuple[int, int] = (2, 5)) -> None:
+        self.index = {gram: i for i, gram in enumerate(vocabulary)}
+        self.min_n, self.max_n = ngram_range
+        self._words: dict[str, list[int]] = {}
+
+    def _ids(self, word: str) -> list[int]:
+        get = self.index.get
+        padded = f" {word} "
+        length = len(padded)
+        grams: list[str] = []
+        for n in range(self.min_n, self.max_n + 1):
+            if n >= length:  # the whole padded word, counted once (sklearn's "short word")
+                grams.append(padded)
+                break
+            grams.extend(padded[i : i + n] for i in range(length - n + 1))
+        return [j for j in map(get, grams) if j is not None]
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Sparse (n, vocabulary) int64 counts, indices sorted."""
+        memo = self._words
+        indptr, indices, values = [0], list[int](), list[int]()
+        for text in texts:
+            ids: list[int] = []
+            for word in self.WHITE_SPACES.sub(" ", text.lower()).split():
+                hit = memo.get(word)
+                if hit is None:
+                    if len(memo) >= self.MAX_WORDS:
+                        memo.clear()
+                    hit = memo[word] = self._ids(word)
+                ids.extend(hit)
+            counts = Counter(ids)
+            indices.extend(counts.keys())
+            values.extend(counts.values())
+            indptr.append(len(indices))
+        out = sp.csr_matrix(
+            (
+                np.asarray(values, dtype=np.int64),
+                np.asarray(indices, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(texts), len(self.index)),
+        )
+        out.sort_indices()
+        return out
+
+
 @dataclass
 class Lexicon:
     """Word 1-2-gram and character 2-5-gram vocabularies with their idf weights.
@@ -100,12 +161,9 @@ class Lexicon:
         from sklearn.feature_extraction.text import CountVectorizer
 
         word = CountVectorizer(ngram_range=(1, 2), vocabulary=self.words, lowercase=True)
-        char = CountVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), vocabulary=self.chars, lowercase=True
-        )
         # CountVectorizer checks a fixed vocabulary on first use; one warm-up call does it.
         word.transform([""])
-        char.transform([""])
+        char = CharNgrams(self.chars, CHAR_NGRAMS)
         self.__dict__["_cached"] = (word, char)
         return word, char
 
@@ -141,7 +199,7 @@ class Lexicon:
 
         word = CountVectorizer(ngram_range=(1, 2), min_df=2, max_features=MAX_WORD_FEATURES)
         char = CountVectorizer(
-            analyzer="char_wb", ngram_range=(2, 5), min_df=2, max_features=MAX_CHAR_FEATURES
+            analyzer="char_wb", ngram_range=CHAR_NGRAMS, min_df=2, max_features=MAX_CHAR_FEATURES
         )
         counts = sp.hstack([word.fit_transform(texts), char.fit_transform(texts)]).tocsr()
         df = np.asarray((counts > 0).sum(0)).ravel()
