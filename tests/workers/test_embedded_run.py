@@ -29,8 +29,15 @@ def _free_port() -> int:
 
 
 def _counts(db: Path) -> tuple[int, int]:
-    with sqlite3.connect(db, timeout=30) as c:
-        row = c.execute("SELECT count(*), count(DISTINCT post_id) FROM classification").fetchone()
+    """Classifications and classified posts; (0, 0) while the migrations have not made the table."""
+    try:
+        with sqlite3.connect(db, timeout=30) as c:
+            sql = "SELECT count(*), count(DISTINCT post_id) FROM classification"
+            row = c.execute(sql).fetchone()
+    except sqlite3.OperationalError as e:
+        if "no such table" not in str(e):
+            raise
+        return 0, 0
     return int(row[0]), int(row[1])
 
 
