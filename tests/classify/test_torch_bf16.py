@@ -68,6 +68,23 @@ def test_side_by_side_bf16_keeps_the_embeddings_and_the_order(encoders) -> None:
         np.testing.assert_allclose(part, got[i::3], atol=2e-2)
 
 
+def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:
+    """Celery's prefork pool forks workers: the traced module and a fresh pool work there."""
+    import multiprocessing
+
+    _, fast = encoders
+    texts = _real_texts(20)
+    want = fast.encode_layers(texts, layers=(3, 4))  # the pool's threads run before the fork
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=lambda: queue.put(fast.encode_layers(texts, layers=(3, 4))))
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(120)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, want)  # the same request: the same micro-batches
+
+
 def test_bf16_keeps_the_labels_and_the_scores(encoders) -> None:
     """design.md's rule on the held-out split (>= 99% identical labels, micro-F1 within 0.01),
     and the issue's: every score within 0.01 of fp32."""
