@@ -18,7 +18,13 @@ from classify.base import PostInput
 from classify.devset import load_real_train
 from classify.encoder import Encoder
 from classify.heads import SIGNALS, FitReport, fit_heads
-from classify.transformer import POOLED_LAYERS, SNIPPET_CHARS, featurize, lexical_inputs
+from classify.transformer import (
+    ENCODER_INPUT,
+    POOLED_LAYERS,
+    SNIPPET_CHARS,
+    featurize,
+    lexical_inputs,
+)
 from core.taxonomy import Taxonomy
 
 log = structlog.get_logger(__name__)
@@ -226,6 +232,7 @@ def train(
             "signals": list(SIGNALS),
             "features": "text_emb|parent_emb|text_emb*parent_emb|signals|text_layer_pools",
             "pooled_layers": list(POOLED_LAYERS),
+            "encoder_input": ENCODER_INPUT,
             "exemplar_snippets": snippets,
             **heads.meta(),
             "training": {

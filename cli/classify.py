@@ -227,7 +227,8 @@ def train(
     taxonomy = load_taxonomy(settings.taxonomy_path)
     try:
         result = run_training(
-            encoder=Encoder(settings.model_path),
+            # The fp32 reference on every host: the same data gives the same heads anywhere.
+            encoder=Encoder(settings.model_path, precision="fp32"),
             taxonomy=taxonomy,
             data_dir=data_dir or TRAIN_DIR,
             out=out or DEFAULT_ARTIFACT,

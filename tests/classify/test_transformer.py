@@ -82,3 +82,43 @@ def test_predict_contract(clf: object) -> None:
     assert by_id["3"].targets.get("competitor_solicitation") == "grok"
     assert by_id["4"].themes == []
     assert by_id["5"].products == []
+
+
+def test_links_reach_the_encoder_as_one_word_and_the_lexical_view_as_written(clf: object) -> None:
+    from classify.transformer import featurize, lexical_inputs
+
+    encoder = clf.encoder  # type: ignore[attr-defined]
+    seen: list[str] = []
+    real = encoder.encode_layers
+
+    def spy(texts, *, layers=()):  # type: ignore[no-untyped-def]
+        seen.extend(texts)
+        return real(texts, layers=layers)
+
+    linked = PostInput("a", "Claude refused again https://t.co/Ab3xYz9 see www.example.com/x?y=1")
+    worded = PostInput("b", "Claude refused again link see link")
+    encoder.encode_layers = spy
+    try:
+        x, _ = featurize(encoder, [linked, worded])
+    finally:
+        del encoder.encode_layers
+    assert seen == ["Claude refused again link see link"]  # one distinct string, encoded once
+    np.testing.assert_array_equal(x[0], x[1])
+    assert lexical_inputs([linked])[0] == [linked.text]
+    assert encoder.token_counts([worded.text])[0] < encoder.token_counts([linked.text])[0]
+
+
+def test_heads_trained_on_other_encoder_input_are_refused(clf: object) -> None:
+    from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, HeadsArtifact, load_artifact
+    from classify.transformer import TransformerClassifier
+
+    shipped = load_artifact(DEFAULT_ARTIFACT)
+    older = HeadsArtifact(
+        arrays=shipped.arrays, meta={**shipped.meta, "encoder_input": "as-written"}
+    )
+    with pytest.raises(ArtifactError, match="encoder input"):
+        TransformerClassifier(
+            encoder=clf.encoder,  # type: ignore[attr-defined]
+            artifact=older,
+            taxonomy=load_taxonomy(None),
+        )
