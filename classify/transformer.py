@@ -14,7 +14,7 @@ import structlog
 from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, HeadsArtifact, load_artifact
 from classify.artifacts import model_version as make_model_version
 from classify.base import PostInput, Prediction
-from classify.encoder import Precision, SentenceEncoder, load_encoder
+from classify.encoder import MAX_TOKENS, Precision, SentenceEncoder, load_encoder
 from classify.evidence import cue_phrases, theme_target
 from classify.heads import SIGNALS, ThemeHeads, build_features, post_signals
 from classify.products import brand_product, tag_products
@@ -23,15 +23,16 @@ from core.taxonomy import Taxonomy, load_taxonomy
 
 log = structlog.get_logger(__name__)
 
-MAX_CHARS = 4000  # far beyond the encoder's 256 tokens; keeps tokenizing a pasted essay cheap
+MAX_CHARS = 4000  # far beyond the encoder's 128 tokens; keeps tokenizing a pasted essay cheap
 SNIPPET_CHARS = 90
 # Middle encoder layers whose mean pools join the post's features (hidden_states indices).
 POOLED_LAYERS: tuple[int, ...] = (3, 4)
-# What the encoder reads: the post with each link as the word "link". A URL is 10-30 word
-# pieces of noise in a mean pool (7.7% of real posts' word pieces, 15% of tweets'), which also
-# cost encoder time; the lexical view still sees the post as written. Heads record it.
+# What the encoder reads: the post with each link as the word "link", cut at MAX_TOKENS word
+# pieces. A URL is 10-30 word pieces of noise in a mean pool (7.7% of real posts' word pieces,
+# 15% of tweets'), which also cost encoder time; the lexical view still sees the post as
+# written. Heads record it.
 URL = re.compile(r"https?://\S+|www\.\S+")
-ENCODER_INPUT = "links-as-word"
+ENCODER_INPUT = f"links-as-word,max-{MAX_TOKENS}-tokens"
 
 
 def encoder_text(text: str) -> str:
