@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,10 @@ class Tokens:
             self.pad_id = int(self._hf.pad_token_id or 0)
         self.max_tokens = max_tokens
 
+    def counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text after truncation, special tokens included (as encoded)."""
+        return [len(x) for x in self.ids([t or " " for t in texts])]
+
     def ids(self, texts: list[str]) -> list[list[int]]:
         if self._hf is not None:
             enc = self._hf(texts, truncation=True, max_length=self.max_tokens)
@@ -89,6 +93,40 @@ def padded(
         input_ids[row, : lengths[i]] = ids[i]
         mask[row, : lengths[i]] = 1
     return input_ids, mask
+
+
+def encode_pooled(
+    texts: Sequence[str],
+    layers: Sequence[int],
+    out: np.ndarray,
+    *,
+    tokens: Tokens,
+    micro_batch: int,
+    forward: Callable[[np.ndarray, np.ndarray], Any],
+    pool: SideBySide | None = None,
+) -> np.ndarray:
+    """Fill `out` with each text's sentence embedding, then its pools of `layers`.
+
+    The texts' word pieces go in length-sorted runs (`micro_batches`), each padded to its longest;
+    `forward(input_ids, mask)` returns a run's pools of every hidden state (n, layers + 1, dim).
+    Runs go side by side in `pool` where one is given, else one after another.
+    """
+    ids = tokens.ids([t or " " for t in texts])
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    pick = [-1, *layers]  # pools[:, -1] is the last layer, i.e. the sentence embedding
+
+    def run(idx: np.ndarray) -> None:
+        input_ids, mask = padded(ids, lengths, idx, tokens.pad_id)
+        pools = np.asarray(forward(input_ids, mask))
+        out[idx] = pools[:, pick, :].reshape(len(idx), -1)
+
+    batches = micro_batches(lengths, micro_batch)
+    if pool is None:
+        for idx in batches:
+            run(idx)
+    else:
+        pool.run(run, batches)
+    return out
 
 
 class SideBySide:

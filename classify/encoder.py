@@ -19,7 +19,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 import numpy as np
 import structlog
 
-from classify.batching import SideBySide, Tokens, micro_batches, padded
+from classify.batching import SideBySide, Tokens, encode_pooled
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -113,6 +113,12 @@ def fast_bf16() -> bool:
     if re.search(r"\bamx_bf16\b", info):
         return True
     return bool(re.search(r"\bAuthenticAMD\b", info) and re.search(r"\bavx512_bf16\b", info))
+
+
+def hidden_size(model_path: str) -> int:
+    """The encoder's embedding width, from its config (no model loaded)."""
+    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    return int(config["hidden_size"])
 
 
 def cpu_count() -> int:
@@ -250,21 +256,21 @@ class Encoder:
             self._tokens = Tokens(self.path, max_tokens)
             # Traced from the transformers model (weights in bf16) once, then loaded without it.
             self._traced = torchscript.load(self.path, cache_dir=cache_dir, shared_dir=shared_dir)
-            config = json.loads((Path(self.path) / "config.json").read_text(encoding="utf-8"))
-            self.dim = int(config["hidden_size"])
+            self.dim = hidden_size(self.path)
         else:
             from transformers import AutoModel, AutoTokenizer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
             self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            self.model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
+            model = AutoModel.from_pretrained(self.path, local_files_only=True).eval()
+            self.dim = int(model.config.hidden_size)
             if self.precision == "bf16":
                 import torch
 
                 # Weights held in bf16 instead of cast on every call under autocast (13%).
-                self.model = self.model.to(torch.bfloat16)
-            self.dim = int(self.model.config.hidden_size)
+                model = model.to(torch.bfloat16)
+            self.model = pooled_module(model)
         self.load_seconds = time.perf_counter() - started
         log.info(
             "classify.encoder_loaded",
@@ -287,7 +293,7 @@ class Encoder:
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text after truncation, special tokens included."""
         if self.concurrent:
-            return [len(ids) for ids in self._tokens.ids([t or " " for t in texts])]
+            return self._tokens.counts(texts)
         enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
         return [len(ids) for ids in enc["input_ids"]]
 
@@ -318,21 +324,24 @@ class Encoder:
     ) -> np.ndarray:
         import torch
 
-        ids = self._tokens.ids([t or " " for t in texts])
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-
-        pick = [-1, *layers]  # pools[:, -1] is the last layer, i.e. the sentence embedding
-
-        def run(idx: np.ndarray) -> None:
-            input_ids, mask = padded(ids, lengths, idx, self._tokens.pad_id)
+        def forward(input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 pools = self._traced(torch.from_numpy(input_ids), torch.from_numpy(mask))
-            out[idx] = pools[:, pick, :].reshape(len(idx), -1).numpy()
+            return pools.numpy()  # type: ignore[no-any-return]
 
-        self._pool.run(run, micro_batches(lengths, self.micro_batch))
-        return out
+        return encode_pooled(
+            texts,
+            layers,
+            out,
+            tokens=self._tokens,
+            micro_batch=self.micro_batch,
+            forward=forward,
+            pool=self._pool,
+        )
 
     def _encode_batch(self, texts: list[str], layers: tuple[int, ...]) -> np.ndarray:
+        import torch
+
         enc = self.tokenizer(
             texts,
             padding=True,
@@ -340,22 +349,7 @@ class Encoder:
             max_length=self.max_tokens,
             return_tensors="pt",
         )
-        return self._forward(enc["input_ids"], enc["attention_mask"], layers)
-
-    def _forward(self, input_ids: Any, mask: Any, layers: tuple[int, ...]) -> np.ndarray:
-        """Pooled, normalised embeddings of one padded micro-batch (float32, input order)."""
-        import torch
-
         with torch.inference_mode():
-            out = self.model(
-                input_ids=input_ids, attention_mask=mask, output_hidden_states=bool(layers)
-            )
-            m = mask.unsqueeze(-1).to(torch.float32)
-            states = [out.last_hidden_state] + [out.hidden_states[i] for i in layers]
-            pooled = [
-                torch.nn.functional.normalize(
-                    (h.to(torch.float32) * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=1
-                )
-                for h in states
-            ]
-        return torch.cat(pooled, dim=1).numpy()
+            pools = self.model(enc["input_ids"], enc["attention_mask"])
+        pick = [-1, *layers]  # pools[:, -1] is the last layer, i.e. the sentence embedding
+        return pools[:, pick, :].reshape(len(texts), -1).numpy()  # type: ignore[no-any-return]

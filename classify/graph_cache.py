@@ -173,3 +173,10 @@ def ensure(
             if shared and shared.resolve() != path.resolve():
                 copy_verified(path, shared)
     return path
+
+
+def publish(path: Path, shared_dir: Path) -> None:
+    """Make sure the per-user cache holds a verified copy of the built file at `path`."""
+    shared = shared_dir / path.name
+    if not cached_ok(shared):
+        copy_verified(path, shared)

@@ -10,7 +10,6 @@ Loading needs only onnxruntime and tokenizers: no torch, no network.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -25,17 +24,18 @@ import numpy as np
 import structlog
 
 from classify import graph_cache
-from classify.batching import SideBySide, Tokens, micro_batches, padded
+from classify.batching import SideBySide, Tokens, encode_pooled
 from classify.encoder import (
     MAX_TOKENS,
     MICRO_BATCH,
     cpu_count,
     encoder_id,
+    hidden_size,
     pooled_module,
     resolve_model_path,
     version_id,
 )
-from classify.graph_cache import BuildError, cached_ok
+from classify.graph_cache import BuildError
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -245,8 +245,7 @@ class OnnxEncoder:
         session_threads = 1 if self.concurrent else self.threads
         self.micro_batch = micro_batch
         self.max_tokens = max_tokens
-        config = json.loads((Path(self.path) / "config.json").read_text(encoding="utf-8"))
-        self.dim = int(config["hidden_size"])
+        self.dim = hidden_size(self.path)
         self.onnx_path = ensure_onnx(
             self.path, precision=precision, cache_dir=cache_dir, shared_dir=shared_dir
         )
@@ -276,7 +275,7 @@ class OnnxEncoder:
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text after truncation, special tokens included."""
-        return [len(ids) for ids in self.tokens.ids([t or " " for t in texts])]
+        return self.tokens.counts(texts)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
@@ -294,23 +293,17 @@ class OnnxEncoder:
         out = np.zeros((n, self.dim * (1 + len(layers))), dtype=np.float32)
         if not n:
             return out
-        ids = self.tokens.ids([t or " " for t in texts])
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
-        pick = [-1, *layers]  # pooled[:, -1] is the last layer, i.e. the sentence embedding
-
-        def run(idx: np.ndarray) -> None:
-            input_ids, mask = padded(ids, lengths, idx, self.tokens.pad_id)
-            feeds = {"input_ids": input_ids, "attention_mask": mask}
-            pooled = self.session.run(["pooled"], feeds)[0]
-            out[idx] = pooled[:, pick, :].reshape(len(idx), -1)
-
-        batches = micro_batches(lengths, self.micro_batch)
-        if self.concurrent:
-            self._pool.run(run, batches)
-        else:
-            for idx in batches:
-                run(idx)
-        return out
+        return encode_pooled(
+            texts,
+            layers,
+            out,
+            tokens=self.tokens,
+            micro_batch=self.micro_batch,
+            forward=lambda ids, mask: self.session.run(
+                ["pooled"], {"input_ids": ids, "attention_mask": mask}
+            )[0],
+            pool=self._pool if self.concurrent else None,
+        )
 
 
 def main() -> None:
@@ -324,9 +317,7 @@ def main() -> None:
         cache_dir=onnx_cache_dir(s),
         shared_dir=user_cache_dir(),
     )
-    shared = user_cache_dir() / path.name
-    if not cached_ok(shared):
-        graph_cache.copy_verified(path, shared)
+    graph_cache.publish(path, user_cache_dir())
     print(path)  # the Makefile shows where the graph went
 
 

@@ -57,16 +57,6 @@ def cache_path(model_path: str, *, cache_dir: Path) -> Path:
 def trace(model_path: str) -> Any:
     """The frozen, traced bf16 module of the transformers model at `model_path`."""
     import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-    return _traced(torch, model.to(torch.bfloat16))
-
-
-def _traced(torch: Any, model: Any) -> Any:
-    from classify.encoder import pooled_module
 
     # Padded rows in the example: the traced graph keeps the masking path for every batch.
     ids = torch.full((3, 12), 1000, dtype=torch.long)
@@ -76,8 +66,21 @@ def _traced(torch: Any, model: Any) -> Any:
     with warnings.catch_warnings(), torch.inference_mode():
         # Tracer chatter about shapes that stay dynamic here, and torch.jit's deprecation notice.
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(pooled_module(model), (ids, mask), check_trace=False)
+        traced = torch.jit.trace(eager(model_path), (ids, mask), check_trace=False)
         return torch.jit.freeze(traced)
+
+
+def eager(model_path: str) -> Any:
+    """The same module untraced: the transformers model in bf16 with the pooling around it."""
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from classify.encoder import pooled_module
+
+    hf_logging.disable_progress_bar()
+    model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
+    return pooled_module(model.to(torch.bfloat16))
 
 
 def build(model_path: str, dest: Path) -> Path:
@@ -98,15 +101,16 @@ def build(model_path: str, dest: Path) -> Path:
     return dest
 
 
-def eager(model_path: str) -> Any:
-    """The same module untraced: the transformers model in bf16 with the pooling around it."""
-    import torch
-    from transformers import AutoModel
-
-    from classify.encoder import pooled_module
-
-    model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-    return pooled_module(model.to(torch.bfloat16))
+def ensure(
+    model_path: str, *, cache_dir: Path, shared_dir: Path | None = None, rebuild: bool = False
+) -> Path:
+    """The cached module for these weights, traced first if missing, corrupt or `rebuild`."""
+    return graph_cache.ensure(
+        cache_path(model_path, cache_dir=cache_dir),
+        lambda p: build(model_path, p),
+        rebuild=rebuild,
+        shared_dir=shared_dir,
+    )
 
 
 def _jit_load(path: Path) -> Any:
@@ -126,17 +130,12 @@ def load(model_path: str, *, cache_dir: Path | None, shared_dir: Path | None = N
     try:
         if cache_dir is None:
             return trace(model_path)
-        path = graph_cache.ensure(
-            cache_path(model_path, cache_dir=cache_dir),
-            lambda p: build(model_path, p),
-            shared_dir=shared_dir,
-        )
+        path = ensure(model_path, cache_dir=cache_dir, shared_dir=shared_dir)
         try:
             return _jit_load(path)
         except Exception:  # the bytes matched but torch refuses: build afresh once
             log.exception("classify.torchscript_unloadable", path=str(path))
-            graph_cache.ensure(path, lambda p: build(model_path, p), rebuild=True)
-            return _jit_load(path)
+            return _jit_load(ensure(model_path, cache_dir=cache_dir, rebuild=True))
     except Exception:
         log.exception("classify.torchscript_unavailable", model=model_path)
         return eager(model_path)
@@ -152,15 +151,9 @@ def main() -> None:
         print("torchscript: skipped (this CPU runs bf16 slower than fp32; auto takes ONNX)")
         return
     s = get_settings()
-    model = resolve_model_path(s.model_path)
     shared = graph_cache.user_cache_dir("torchscript")
-    path = graph_cache.ensure(
-        cache_path(model, cache_dir=cache_dir_of(s)),
-        lambda p: build(model, p),
-        shared_dir=shared,
-    )
-    if not graph_cache.cached_ok(shared / path.name):
-        graph_cache.copy_verified(path, shared / path.name)
+    path = ensure(resolve_model_path(s.model_path), cache_dir=cache_dir_of(s), shared_dir=shared)
+    graph_cache.publish(path, shared)
     print(path)
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from classify.base import PostInput
 from classify.encoder import resolve_model_path
-from classify.onnx_backend import OnnxEncoder, cache_path, cached_ok, ensure_onnx
+from classify.graph_cache import cached_ok
+from classify.onnx_backend import OnnxEncoder, cache_path, ensure_onnx
 from core.settings import Settings
 
 pytestmark = pytest.mark.slow
