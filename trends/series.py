@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,27 @@ def floor_bucket(ts: datetime, granularity: str) -> datetime:
     if granularity == "day":
         return day
     return day - timedelta(days=day.weekday())
+
+
+def bucket_start(dialect: str, granularity: str) -> sa.ColumnElement[datetime]:
+    """SQL for ``floor_bucket`` of a rollup's hour: the start of its UTC hour, day or ISO week."""
+    bucket = ROLLUP.c.bucket
+    if granularity == "hour":
+        return bucket
+    if dialect == "postgresql":
+        # Truncated in UTC whatever the session's TimeZone; PostgreSQL weeks start on Monday.
+        start = sa.func.date_trunc(granularity, bucket, "UTC")
+    else:
+        # SQLite keeps naive UTC text: 'weekday 0' moves to the week's Sunday, six days back is
+        # its Monday (a Sunday stays put, so it falls in the week that began the Monday before).
+        week = ("weekday 0", "-6 days") if granularity == "week" else ()
+        start = sa.func.datetime(bucket, *week, "start of day")
+    return sa.type_coerce(start, bucket.type)
+
+
+def _utc(ts: datetime) -> datetime:
+    """``ts`` in UTC; a naive time is taken to be UTC already."""
+    return ts if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def validate_series(
@@ -63,7 +84,10 @@ def validate_series(
         start = start or end - DEFAULT_SPAN[granularity]
         if start >= end:
             raise InvalidInput("from must be before to", param="from")
-        start = floor_bucket(start, granularity)
+        # Buckets are UTC hours, days and weeks: a bound given in another zone is moved to UTC
+        # first, or its local midnights would match no bucket.
+        start = floor_bucket(_utc(start), granularity)
+        end = _utc(end)
         if end + STEP[granularity] > datetime.max.replace(tzinfo=end.tzinfo):
             raise OverflowError
     except OverflowError as e:
@@ -159,21 +183,22 @@ def series(
         start=start,
         end=end,
     )
+    bucket = bucket_start(session.get_bind().dialect.name, granularity)
     stmt = (
-        sa.select(ROLLUP.c.bucket, ROLLUP.c.theme, sa.func.sum(ROLLUP.c.count))
+        sa.select(bucket, ROLLUP.c.theme, sa.func.sum(ROLLUP.c.count))
         .where(
             ROLLUP.c.bucket >= start,
             ROLLUP.c.bucket < end,
             ROLLUP.c.product == (product or ALL),
             ROLLUP.c.theme.in_([ALL, *keys]),
         )
-        .group_by(ROLLUP.c.bucket, ROLLUP.c.theme)
+        .group_by(bucket, ROLLUP.c.theme)
     )
     if platform:
         stmt = stmt.where(ROLLUP.c.platform == platform)
-    sums: dict[datetime, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for bucket, theme, n in session.execute(stmt):
-        sums[floor_bucket(bucket, granularity)][theme] += int(n or 0)
+    sums: dict[datetime, dict[str, int]] = defaultdict(dict)
+    for b, theme, n in session.execute(stmt):
+        sums[b][theme] = int(n or 0)
     versions = model_versions(session=session, start=start, end=end, platform=platform)
     changes = {
         floor_bucket(datetime.fromisoformat(v["first_post_at"]), granularity): v["version"]
