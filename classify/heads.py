@@ -220,6 +220,29 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     return sp.diags(1.0 / np.maximum(norms, 1e-9)) @ x
 
 
+def decide(
+    proba: np.ndarray, thresholds: np.ndarray, exclusive: Sequence[tuple[int, int]] = ()
+) -> np.ndarray:
+    """(n, T) bool: each theme at or over its threshold, and of two themes that exclude each
+    other (``exclusive``, column pairs) only the one further over its threshold, in logits.
+
+    The heads are fitted one theme at a time; the codebook's exclusions ("praise of a refusal is
+    safety_support, not a refusal complaint") are kept here, where the themes meet.
+    """
+    on = proba >= thresholds
+    if not exclusive:
+        return on
+    p = np.clip(proba, 1e-7, 1 - 1e-7)
+    t = np.clip(thresholds, 1e-7, 1 - 1e-7)
+    margin = np.log(p / (1 - p)) - np.log(t / (1 - t))
+    for a, b in exclusive:
+        both = on[:, a] & on[:, b]
+        a_wins = margin[:, a] >= margin[:, b]
+        on[both & ~a_wins, a] = False
+        on[both & a_wins, b] = False
+    return on
+
+
 # --- fitting ----------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from classify.artifacts import model_version as make_model_version
 from classify.base import PostInput, Prediction
 from classify.encoder import MAX_TOKENS, Precision, SentenceEncoder, load_encoder
 from classify.evidence import cue_phrases, theme_target
-from classify.heads import SIGNALS, ThemeHeads, build_features, post_signals
+from classify.heads import SIGNALS, ThemeHeads, build_features, decide, post_signals
 from classify.products import brand_product, tag_products
 from core.settings import Settings, get_settings
 from core.taxonomy import Taxonomy, load_taxonomy
@@ -137,6 +137,8 @@ class TransformerClassifier:
             artifact.meta,
         )
         self.themes = artifact.themes
+        col = {t: i for i, t in enumerate(self.themes)}
+        self._exclusive = [(col[a], col[b]) for a, b in taxonomy.exclusive_pairs]
         self._version = make_model_version(
             encoder_id=encoder.version_id,
             heads_hash=artifact.content_hash,
@@ -186,7 +188,7 @@ class TransformerClassifier:
         if not posts:
             return []
         proba, emb = self.scores(posts)
-        on = proba >= self.heads.thresholds
+        on = decide(proba, self.heads.thresholds, self._exclusive)
         sims = emb @ self._ex_emb.T if len(self._ex_emb) else None
         out: list[Prediction] = []
         for i, post in enumerate(posts):

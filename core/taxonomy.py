@@ -16,6 +16,8 @@ class Theme:
     key: str
     label: str
     description: str
+    # Themes a post cannot carry together with this one (the codebook's "-> other theme").
+    excludes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class Taxonomy:
     @property
     def theme_keys(self) -> tuple[str, ...]:
         return tuple(t.key for t in self.themes)
+
+    @property
+    def exclusive_pairs(self) -> tuple[tuple[str, str], ...]:
+        """Pairs of themes that exclude each other (declared on either side), each once."""
+        pairs = {tuple(sorted((t.key, other))) for t in self.themes for other in t.excludes}
+        return tuple(sorted((a, b) for a, b in pairs))
 
     def theme(self, key: str) -> Theme:
         for t in self.themes:
@@ -43,12 +51,21 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
     raw = p.read_bytes()
     data = tomllib.loads(raw.decode("utf-8"))
     themes = tuple(
-        Theme(key=t["key"], label=t.get("label", t["key"]), description=t.get("description", ""))
+        Theme(
+            key=t["key"],
+            label=t.get("label", t["key"]),
+            description=t.get("description", ""),
+            excludes=tuple(t.get("excludes", ())),
+        )
         for t in data["themes"]
     )
     keys = [t.key for t in themes]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate theme keys in {p}")
+    for t in themes:
+        wrong = [k for k in t.excludes if k not in keys or k == t.key]
+        if wrong:
+            raise ValueError(f"{p}: theme {t.key!r} excludes {wrong}: not another theme's key")
     products = tuple(data.get("products", {}).get("keys", []))
     return Taxonomy(
         version=int(data.get("version", 1)),
