@@ -1,4 +1,4 @@
-"""The lexical view's character n-grams: the same counts as sklearn's CountVectorizer, faster."""
+"""The lexical view's word and character n-grams: the same counts as sklearn's CountVectorizer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from classify.heads import CHAR_NGRAMS, CharNgrams
+from classify.heads import CHAR_NGRAMS, CharNgrams, WordNgrams
 from tests.classify.test_onnx_backend import _real_texts
 
 EDGES = [
@@ -22,6 +22,8 @@ EDGES = [
     "我的工作全没了 ChatGPT",
     "🤖🤖 emoji-only 🤖",
     "supercalifragilisticexpialidocious " * 3,
+    "it's a don't-won't I'm x2 b_c 42 4.2 ÉCOLE école",  # apostrophes, digits, "_", accents
+    "one",  # a single token: no bigram
 ]
 
 
@@ -60,3 +62,39 @@ def test_a_full_memo_is_cleared_and_the_counts_stay_right(texts: list[str]) -> N
     got = fast.transform(texts)
     assert len(fast._words) <= 50
     assert (got != ref.transform(texts)).nnz == 0
+
+
+def test_word_counts_are_sklearns_exactly(texts: list[str]) -> None:
+    fitted = CountVectorizer(ngram_range=(1, 2), min_df=2)
+    fitted.fit(texts[::2])  # some words and pairs of the other half are out of vocabulary
+    vocab = list(fitted.get_feature_names_out())
+    want = CountVectorizer(ngram_range=(1, 2), vocabulary=vocab, lowercase=True).transform(texts)
+    got = WordNgrams(vocab).transform(texts)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert got.has_sorted_indices and want.nnz > 1000
+    assert any(" " in vocab[j] for j in got.indices)  # bigrams are counted, not only words
+    assert (got != want).nnz == 0
+    np.testing.assert_array_equal(got.indices, want.indices)
+    assert WordNgrams(vocab).transform([]).shape == (0, len(vocab))
+    with pytest.raises(ValueError, match="twice"):
+        WordNgrams(["a b", "a b"])
+
+
+def test_labelling_a_post_does_not_import_sklearn() -> None:
+    """sklearn is for training; importing it took 1.1 s of every model load."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from classify.base import PostInput\n"
+        "from classify.transformer import TransformerClassifier\n"
+        "c = TransformerClassifier.from_settings()\n"
+        "p = c.predict([PostInput('1', 'Claude refused to help, so I cancelled', parent_text='hm')])\n"
+        "assert p[0].themes, p\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
