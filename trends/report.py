@@ -25,11 +25,11 @@ from sqlmodel import Session, select
 from core.db import get_engine
 from core.errors import InvalidInput, NotFound
 from core.logging import get_logger
-from core.models import Delivery, utcnow
+from core.models import AlertRule, Delivery, utcnow
 from core.settings import Settings
 from core.taxonomy import Taxonomy
 from trends import charts, overview
-from trends.alerts import list_alerts, list_rules
+from trends.alerts import list_alerts, list_rules, rule_series, share_adjusted
 from trends.compare import release_comparison
 from trends.exports import ExportFilters, stream_export
 from trends.notify import (
@@ -48,6 +48,7 @@ from trends.notify import (
 )
 from trends.releases import list_releases
 from trends.series import series
+from trends.spikes import Detector, DetectorParams, slow_rise
 from trends.weekly import iso_week, parse_week, weekly_summary
 
 log = get_logger(__name__)
@@ -116,8 +117,58 @@ def _check_week(week: str) -> str:
     return week
 
 
+SLOW_RISE_WEEKS = 8  # history behind the slow-rise arm: the daily warm-up (3 weeks) and 5 scored
+
+
+def slow_rises(*, session: Session, taxonomy: Taxonomy, end: datetime) -> list[dict[str, Any]]:
+    """Enabled rules whose daily slow-rise CUSUM is at or above its threshold at ``end``."""
+    labels = {t.key: t.label for t in taxonomy.themes}
+    params = DetectorParams(granularity="day")
+    now = utcnow()
+    out = []
+    for rule in list_rules(session=session):
+        if not rule.enabled:
+            continue
+        # A detached daily copy: rule_series then sums the rule's hours to UTC days, a day with
+        # an uncovered hour being a gap, whatever the rule's own granularity.
+        daily = AlertRule(
+            name=rule.name,
+            theme=rule.theme,
+            product=rule.product,
+            platform=rule.platform,
+            granularity="day",
+        )
+        s = rule_series(
+            session=session,
+            rule=daily,
+            start=end - timedelta(weeks=SLOW_RISE_WEEKS),
+            end=end,
+            now=now,
+        )
+        if not s.timestamps:
+            continue
+        values = share_adjusted(s, params) if rule.metric == "share" else s.values
+        rise = slow_rise(Detector(params).run(s.timestamps, values))
+        if not rise.tripped or rise.since is None:
+            continue
+        out.append(
+            {
+                "rule": rule.name,
+                "theme": rule.theme,
+                "label": labels.get(rule.theme, rule.theme),
+                "product": rule.product,
+                "platform": rule.platform,
+                "since": rise.since.date().isoformat(),
+                "observed": rise.observed,
+                "expected": rise.expected,
+                "rise": rise.observed / rise.expected - 1.0 if rise.expected > 0 else None,
+            }
+        )
+    return out
+
+
 def analyse_week(*, session: Session, taxonomy: Taxonomy, week: str) -> dict[str, Any]:
-    """What changed in ``week``: movers beyond their interval, alerts, releases, coverage, examples."""
+    """What changed in ``week``: movers, alerts, slow rises, releases, coverage, examples."""
     start = parse_week(week)
     end = start + timedelta(days=7)
     summary = weekly_summary(session=session, taxonomy=taxonomy, week=week)
@@ -168,6 +219,7 @@ def analyse_week(*, session: Session, taxonomy: Taxonomy, week: str) -> dict[str
         "examples": examples,
         "releases": releases,
         "alerts": alerts,
+        "slow_rises": slow_rises(session=session, taxonomy=taxonomy, end=end),
         "coverage": cov,
         "coverage_gaps": gaps,
     }
@@ -257,6 +309,10 @@ def build_weekly_report(
             for t in data["movers"]
         ],
         "alerts": len(data["alerts"]),
+        "slow_rises": [
+            {k: r[k] for k in ("theme", "product", "platform", "since", "rise")}
+            for r in data["slow_rises"]
+        ],
         "releases": [r["release"]["title"] for r in data["releases"]],
         "coverage_gaps": [c["name"] for c in data["coverage_gaps"]],
         "link": ctx["link"],
@@ -375,6 +431,13 @@ def _slack_text(report: WeeklyReport) -> str:
         )
     if s["alerts"]:
         lines.append(f"• {s['alerts']} new alert(s)")
+    for r in s.get("slow_rises", [])[:5]:
+        where = esc(" on ".join(x for x in (r["product"], r["platform"]) if x))
+        rise = "" if r["rise"] is None else f" {r['rise'] * 100:+.0f}%"
+        lines.append(
+            f"• slow rise: {esc(r['theme'].replace('_', ' '))}"
+            f"{f' ({where})' if where else ''}{rise} since {esc(r['since'])}"
+        )
     if s["releases"]:
         lines.append("• releases: " + esc(", ".join(s["releases"])))
     if s["coverage_gaps"]:

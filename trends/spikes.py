@@ -840,3 +840,55 @@ def score_latest(
         tail_p=float(10.0 ** scored.log10_p[g]),
         alert=alert,
     )
+
+
+# Slow-rise arm (the weekly digest, never a page): a one-sided CUSUM on standardized daily
+# residuals. K = 0.5 sd is the usual allowance for a shift of about one sd: a day adds to the
+# sum only beyond half an sd above expected, so a well-modelled series stays near 0. CAP = 2 sd
+# is what leaves a one-day spike to the paging arm: however large, a day adds at most
+# CAP - K = 1.5, so H = 5 needs at least four clearly-high days in one run, i.e. a rise that
+# lasts (an uncapped 9x day at 20 a day is z > 10 and would trip it alone). H = 5 with K = 0.5 is
+# the textbook pair: about 900 days between false trips on a null N(0, 1) series, more capped.
+SLOW_K = 0.5
+SLOW_CAP = 2.0
+SLOW_H = 5.0
+
+
+@dataclass(frozen=True)
+class SlowRise:
+    """The slow-rise CUSUM at the newest row, and the run that built it."""
+
+    tripped: bool  # statistic >= SLOW_H
+    statistic: float
+    since: datetime | None  # first day of the current run (None when the sum is 0)
+    observed: float  # sums over the scored days of the run
+    expected: float
+
+
+def slow_rise(rows: Sequence[RowResult]) -> SlowRise:
+    """Capped one-sided CUSUM over daily detector rows (rows without an expected count skipped).
+
+    Each day is standardized with the NB dispersion of the days before it only, so the sum at
+    a row uses nothing after it.
+    """
+    y = np.array([r.value for r in rows], dtype=np.float64)
+    e = np.array([r.expected for r in rows], dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(e) & (e > 0)
+    s, start, obs, exp = 0.0, -1, 0.0, 0.0
+    for t in np.flatnonzero(ok).tolist():
+        alpha = _robust_alpha(y[:t][ok[:t]], e[:t][ok[:t]])
+        z = float((y[t] - e[t]) / math.sqrt(e[t] + alpha * e[t] ** 2))
+        s = max(0.0, s + min(z, SLOW_CAP) - SLOW_K)
+        if s == 0.0:
+            start, obs, exp = -1, 0.0, 0.0
+            continue
+        if start < 0:
+            start = t
+        obs, exp = obs + float(y[t]), exp + float(e[t])
+    return SlowRise(
+        tripped=bool(s >= SLOW_H),
+        statistic=float(s),
+        since=rows[start].timestamp if start >= 0 else None,
+        observed=obs,
+        expected=exp,
+    )
