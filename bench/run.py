@@ -17,7 +17,7 @@ BENCHES: dict[str, list[list[str]]] = {
     "ingest": [["-m", "bench.ingest_bench", "--n", "100000"]],
     "classify": [["-m", "bench.classify_bench"]],
     "api": [["-m", "bench.api_bench"]],
-    "spikes": [["bench/nab_eval.py"], ["bench/injected_eval.py"]],
+    "spikes": [["bench/nab_eval.py"], ["bench/injected_eval.py"], ["-m", "bench.slow_rise_eval"]],
     "load": [["-m", "bench.load_bench", "--posts", "300000", "--reuse"]],
 }
 ORDER = ["ingest", "classify", "api", "spikes", "load"]
