@@ -127,8 +127,9 @@ def generated(rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def nb_draw(rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
-    lam = rng.gamma(1.0 / GEN_ALPHA, GEN_ALPHA * mu)
+def nb_draw(rng: np.random.Generator, mu: np.ndarray, alpha: float = GEN_ALPHA) -> np.ndarray:
+    """Negative-binomial counts of mean ``mu`` and dispersion ``alpha`` (a gamma-Poisson draw)."""
+    lam = rng.gamma(1.0 / alpha, alpha * mu)
     return rng.poisson(lam).astype(np.float64)
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.injected_eval import ROOT, nab_hourly
+from bench.injected_eval import ROOT, nab_hourly, nb_draw
 from trends.report import SLOW_RISE_WEEKS
 from trends.spikes import SLOW_H, Detector, DetectorParams, SlowRise, slow_rise
 
@@ -78,7 +78,7 @@ def generated(rng: np.random.Generator) -> list[dict]:
         for alpha in GEN_ALPHAS:
             for rep in range(GEN_REPS):
                 mu = mean * weekly
-                y = rng.poisson(rng.gamma(1.0 / alpha, alpha * mu)).astype(np.float64)
+                y = nb_draw(rng, mu, alpha)
                 out.append(
                     {
                         "name": f"gen_mean{mean:g}_a{alpha:g}_{rep}",
