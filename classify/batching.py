@@ -134,15 +134,22 @@ class SideBySide:
 
     _lock = threading.Lock()
 
-    def __init__(self, threads: int, name: str) -> None:
+    def __init__(
+        self, threads: int, name: str, *, on_new_process: Callable[[], None] | None = None
+    ) -> None:
+        """``on_new_process`` runs on the calling thread before a process's first pool starts
+        (in a forked worker: before its threads touch a runtime the fork left half-reset)."""
         self.threads = threads
         self.name = name
+        self.on_new_process = on_new_process
         self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool)
 
     def _executor(self) -> ThreadPoolExecutor:
         # Per process: a worker forked after a run would inherit a pool whose threads are gone.
         with self._lock:
             if self._pool is None or self._pool[0] != os.getpid():
+                if self.on_new_process is not None:
+                    self.on_new_process()
                 self._pool = (
                     os.getpid(),
                     ThreadPoolExecutor(self.threads, thread_name_prefix=self.name),

@@ -252,7 +252,13 @@ class Encoder:
             from classify import torchscript
 
             torch.set_num_threads(1)
-            self._pool = SideBySide(self.threads, "torch")
+            # torch rebuilds its thread pool in a forked child on the first call that sets the
+            # thread count, and every new thread makes that call: two pool threads doing it at
+            # once can catch the pool half-rebuilt ("Invalid thread pool!"). Rebuild it once,
+            # on the thread that starts the pool, before its threads run.
+            self._pool = SideBySide(
+                self.threads, "torch", on_new_process=lambda: torch.set_num_threads(1)
+            )
             self._tokens = Tokens(self.path, max_tokens)
             # Traced from the transformers model (weights in bf16) once, then loaded without it.
             self._traced = torchscript.load(self.path, cache_dir=cache_dir, shared_dir=shared_dir)

@@ -69,20 +69,34 @@ def test_side_by_side_bf16_keeps_the_embeddings_and_the_order(encoders) -> None:
 
 
 def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:
-    """Celery's prefork pool forks workers: the traced module and a fresh pool work there."""
-    import multiprocessing
+    """Celery's prefork pool forks workers: the traced module and a fresh pool work there.
 
-    _, fast = encoders
+    The first call in a forked child rebuilds torch's thread pool; both pool threads making it
+    at once crashed about one child in four ("Invalid thread pool!", 15 of 60 in a stress run)
+    until the encoder rebuilt it before starting them. Twelve children all pass only with that.
+    """
+    import multiprocessing
+    import os
+
+    ref, fast = encoders
     texts = _real_texts(20)
+    ref.encode_layers(texts)  # torch's own thread pool ran in the parent, as in a busy worker
     want = fast.encode_layers(texts, layers=(3, 4))  # the pool's threads run before the fork
     ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=lambda: queue.put(fast.encode_layers(texts, layers=(3, 4))))
-    child.start()
-    got = queue.get(timeout=120)
-    child.join(120)
-    assert child.exitcode == 0
-    np.testing.assert_array_equal(got, want)  # the same request: the same micro-batches
+
+    def child() -> None:
+        got = fast.encode_layers(texts, layers=(3, 4))  # the same request: the same micro-batches
+        os._exit(0 if np.array_equal(got, want) else 3)
+
+    codes = []
+    for _ in range(12):
+        proc = ctx.Process(target=child)
+        proc.start()
+        proc.join(60)
+        if proc.is_alive():
+            proc.kill()
+        codes.append(proc.exitcode)
+    assert codes == [0] * 12, codes  # 3: other embeddings; 1 or a signal: the child crashed
 
 
 def test_bf16_keeps_the_labels_and_the_scores(encoders) -> None:
