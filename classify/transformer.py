@@ -26,7 +26,9 @@ log = structlog.get_logger(__name__)
 MAX_CHARS = 4000  # far beyond the encoder's 128 tokens; keeps tokenizing a pasted essay cheap
 SNIPPET_CHARS = 90
 # Middle encoder layers whose mean pools join the post's features (hidden_states indices).
-POOLED_LAYERS: tuple[int, ...] = (3, 4)
+# Layer 2 joined 3 and 4 after a three-seed comparison (held-out +0.005, unseen writer A
+# +0.021 macro-F1 on average); its pool comes from the same forward pass.
+POOLED_LAYERS: tuple[int, ...] = (2, 3, 4)
 # What the encoder reads: the post with each link as the word "link", cut at MAX_TOKENS word
 # pieces. A URL is 10-30 word pieces of noise in a mean pool (7.7% of real posts' word pieces,
 # 15% of tweets'), which also cost encoder time; the lexical view still sees the post as
