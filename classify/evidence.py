@@ -92,9 +92,27 @@ CUES: dict[str, re.Pattern[str]] = {
 }
 
 
+# The same patterns matched case-sensitively on case-folded text: one fold of the post, then
+# each pattern runs without IGNORECASE, which costs Python's regex engine more than twice the
+# time (1.8 s against 0.8 s for the eight patterns on 3,000 real posts). The fold is what
+# IGNORECASE does per character: the lower case, plus the two characters it also equates with a
+# letter of these patterns (dotless i, long s) and the dotted capital I (whose lower case is two
+# characters in `str.lower`, one in the regex engine). A test checks every code point.
+_FOLDED: dict[str, re.Pattern[str]] = {k: re.compile(p.pattern) for k, p in CUES.items()}
+_PRE_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
+
+
+def fold_case(text: str) -> str:
+    """`text` as the cue patterns see it under IGNORECASE, one character for one."""
+    return text.translate(_PRE_FOLD).lower()
+
+
 def cue_counts(text: str, themes: Sequence[str]) -> list[int]:
     """How many cue words of each of `themes` `text` holds (0 for a theme without cues)."""
-    return [len(CUES[t].findall(text)) if text and t in CUES else 0 for t in themes]
+    if not text:
+        return [0] * len(themes)
+    folded = fold_case(text)
+    return [len(_FOLDED[t].findall(folded)) if t in _FOLDED else 0 for t in themes]
 
 
 MAX_PHRASE_WORDS = 12

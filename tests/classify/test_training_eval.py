@@ -108,6 +108,38 @@ def test_cue_counts_cover_the_training_languages() -> None:
     assert cue_counts("", themes) == [0, 0, 0, 0]
 
 
+def test_cue_counts_on_folded_text_equal_ignorecase_matching() -> None:
+    """cue_counts folds the text once and matches case-sensitively: the counts must be exactly
+    those of the IGNORECASE patterns, for every code point and on real and written posts."""
+    import re
+
+    from classify.evidence import CUES, fold_case
+    from classify.training import load_examples, training_files
+    from tests.classify.test_onnx_backend import _real_texts
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    folded = fold_case(every)
+    assert len(folded) == len(every)  # one character for one: word boundaries stay put
+    letters = sorted({ch for p in CUES.values() for ch in p.pattern if ch.isalpha()})
+    any_letter = re.compile("[" + "".join(letters) + "]", re.IGNORECASE)
+    word = re.compile(r"\w")
+    for c, f in zip(every, folded, strict=True):
+        assert bool(any_letter.fullmatch(c)) == (f in letters), hex(ord(c))
+        assert bool(word.match(c)) == bool(word.match(f)), hex(ord(c))
+    assert fold_case("İSTANBUL ſo ıt") == "istanbul so it"
+
+    themes = tuple(CUES)
+    texts = [e.text for e in load_examples(training_files())] + _real_texts(456)
+    texts += [
+        "REFUSED. Deleted!! GASLIGHTING",
+        "KÜNDIGE jetzt, ich WECHSLE",
+        "ſuppreſſed cenſorſhip",
+    ]
+    for text in texts:
+        want = [len(CUES[t].findall(text)) for t in themes]
+        assert cue_counts(text, themes) == want, text[:80]
+
+
 def _synthetic(n: int, seed: int) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Posts whose embeddings carry no signal: only their cue words tell the themes apart."""
     rng = np.random.default_rng(seed)
