@@ -75,3 +75,14 @@ def test_real_training_list_refuses_dev_posts(dev: list[LabeledPost], tmp_path: 
 def test_real_training_posts_need_the_shared_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="shared data folder not found"):
         real_examples(tmp_path / "nowhere", THEMES)
+
+
+def test_second_labelling_covers_the_dev_set_with_known_themes() -> None:
+    """The blind second labelling (bench.label_agreement) labels exactly the dev posts."""
+    from bench.label_agreement import SECOND_PATH, _labels
+    from classify.devset import LABELS_PATH
+
+    second = _labels(SECOND_PATH)
+    assert set(second) == set(_labels(LABELS_PATH))
+    assert all(themes <= set(THEMES) for themes, _ in second.values())
+    assert 0 < sum(bool(themes) for themes, _ in second.values()) < len(second)
