@@ -439,17 +439,23 @@ def backoff_s(attempt: int, settings: Settings) -> float:
     return cap / 2 + random.uniform(0, cap / 2)
 
 
-def _lock(session: Session, name: str) -> None:
-    # Two workers holding the same (alert, channel) must not both send (PostgreSQL);
-    # on SQLite the check below is what guards, writers being serialized already.
+def _lock(session: Session, alert_id: int, key: str) -> None:
+    """Two workers holding the same (alert, channel) must not both send: the second waits here
+    until the first has committed its delivery, then finds it. Held until the caller commits."""
     if is_postgres(session):
-        key = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        name = f"delivery:{alert_id}:{key}"
+        lock = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+    else:
+        # SQLite has one write lock per database: take it with a write that changes nothing,
+        # as the transaction's first statement (so its snapshot starts after the other commit).
+        # Other writers wait for this send (webhook and SMTP timeouts are below busy_timeout).
+        session.execute(sa.text("UPDATE alert SET id = id WHERE id = :id"), {"id": alert_id})
 
 
 def deliver(*, session: Session, alert_id: int, key: str, settings: Settings) -> Outcome:
     """Send alert ``alert_id`` through its rule's channel ``key`` once; the caller commits."""
-    _lock(session, f"delivery:{alert_id}:{key}")
+    _lock(session, alert_id, key)
     alert = session.get(Alert, alert_id)
     rule = session.get(AlertRule, alert.rule_id) if alert else None
     if alert is None or rule is None:

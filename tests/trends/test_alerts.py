@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from core.errors import Conflict, InvalidInput
 from core.models import Alert, AlertRule, Delivery, Rollup, Source, SourceOutage
@@ -398,6 +398,47 @@ def test_delivery_is_signed_logged_and_sent_once(settings, session, hook, monkey
     rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
     assert [(d.attempt, d.status) for d in rows] == [(1, "retrying"), (2, "sent")]
     assert all(secret not in (d.response or "") + d.target for d in rows)
+
+
+def test_two_workers_delivering_the_same_alert_send_it_once(settings, session, monkeypatch):
+    """Two workers holding the same (alert, channel) at once: one sends, the other finds it sent
+    (PostgreSQL: an advisory lock; SQLite: the write lock taken before the check)."""
+    from core.db import get_engine
+
+    class Slow(_Hook):
+        def do_POST(self):
+            time.sleep(0.5)  # both workers are past their start while the first one sends
+            super().do_POST()
+
+    handler = type("SlowHook", (Slow,), {"statuses": [], "hits": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    monkeypatch.setattr(settings.alerts, "allow_private_targets", True)
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    alert_id, key = _alert_with_channel(session, settings, {"type": "slack", "url": url})
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        with Session(get_engine(settings), expire_on_commit=False) as own:
+            start.wait()
+            outcome = deliver(session=own, alert_id=alert_id, key=key, settings=settings)
+            own.commit()
+        outcomes.append(outcome.status)
+
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(outcomes) == ["sent", "skipped"]
+    assert len(handler.hits) == 1
+    rows = session.exec(select(Delivery).where(Delivery.alert_id == alert_id)).all()
+    assert [d.status for d in rows] == ["sent"]
 
 
 def test_delivery_gives_up_after_max_attempts_and_refuses_private(
