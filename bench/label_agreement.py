@@ -1,8 +1,8 @@
 """How far two labellers of the real dev set agree, and the model against each of them.
 
 `classify/data/eval/dev_second_labeller.jsonl` holds a second, blind labelling of the 456 dev
-posts (ids and themes only): two annotators who had read only the codebook and the post texts
-each labelled half. The agreement is computed from the two label files alone; where the shared
+posts (ids and themes only): two annotators (helper agents) who had read only the codebook and
+the post texts each labelled half. The agreement is computed from the two label files alone; where the shared
 posts are present, the shipped classifier is scored against both.
 
     .venv/bin/python -m bench.label_agreement
