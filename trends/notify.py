@@ -450,7 +450,9 @@ def _lock(session: Session, alert_id: int, key: str) -> None:
         # SQLite has one write lock per database: take it with a write that changes nothing,
         # as the transaction's first statement (so its snapshot starts after the other commit).
         # Other writers wait for this send (webhook and SMTP timeouts are below busy_timeout).
-        session.execute(sa.text("UPDATE alert SET id = id WHERE id = :id"), {"id": alert_id})
+        session.execute(
+            sa.text("UPDATE alert SET observed = observed WHERE id = :id"), {"id": alert_id}
+        )
 
 
 def deliver(*, session: Session, alert_id: int, key: str, settings: Settings) -> Outcome:
