@@ -2,31 +2,29 @@
 
 `classify/data/eval/dev_second_labeller.jsonl` holds a second, blind labelling of the 456 dev
 posts (ids and themes only): two annotators (helper agents) who had read only the codebook and
-the post texts each labelled half. The agreement is computed from the two label files alone; where the shared
-posts are present, the shipped classifier is scored against both.
+the post texts each labelled half. The agreement is computed from the two label files alone;
+where the shared posts are present, the shipped classifier is scored against both.
 
     .venv/bin/python -m bench.label_agreement
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from classify.devset import LABELS_PATH, THEMES
+from classify.devset import LABELS_PATH, THEMES, _load_labels
 from classify.evaluate import Report, score
 
 SECOND_PATH = LABELS_PATH.parent / "eval" / "dev_second_labeller.jsonl"
 
 
 def _labels(path: Path) -> dict[str, tuple[set[str], bool]]:
-    out: dict[str, tuple[set[str], bool]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out[f"{row['file']}:{row['key']}"] = (set(row["themes"]), bool(row.get("unsure")))
-    return out
+    """Theme sets (and the labeller's "unsure" mark) by post id, from a label file."""
+    return {
+        f"{row['file']}:{row['key']}": (set(row["themes"]), bool(row.get("unsure")))
+        for row in _load_labels(path)
+    }
 
 
 def _line(name: str, r: Report) -> str:
