@@ -33,7 +33,7 @@ MICRO_BATCH = 16  # length-sorted micro-batches of 16 are fastest on 2 cores (me
 # F1 equal or better on three fold seeds (bench/results/classify_eval.md).
 MAX_TOKENS = 128
 Precision = Literal["auto", "fp32", "bf16"]
-Backend = Literal["onnx", "torch"]
+Backend = Literal["onnx", "openvino", "torch"]
 
 
 class SentenceEncoder(Protocol):
@@ -139,26 +139,43 @@ def version_id(encoder: str, backend: str, precision: str) -> str:
 
 def configured_version_id(settings: Settings) -> str:
     """The encoder part of the version the settings would produce, without loading anything."""
-    if resolve_backend(settings.classifier_backend) == "onnx":
-        return version_id(encoder_id(settings.model_path), "onnx", settings.onnx_precision)
-    return version_id(encoder_id(settings.model_path), "torch", "bf16" if fast_bf16() else "fp32")
+    backend = resolve_backend(settings.classifier_backend)
+    enc = encoder_id(settings.model_path)
+    if backend == "onnx":
+        return version_id(enc, "onnx", settings.onnx_precision)
+    return version_id(enc, backend, "bf16" if fast_bf16() else "fp32")
 
 
 def resolve_backend(backend: str) -> Backend:
-    """The runtime a backend setting means on this host: "auto" is torch where bf16 is fast, else ONNX."""
+    """The runtime a backend setting means on this host: "auto" is OpenVINO where bf16 is fast
+    (it runs the encoder 1.2x torch's traced bf16 module there), else ONNX Runtime fp32."""
     if backend == "auto":
-        return "torch" if fast_bf16() else "onnx"
-    return "torch" if backend == "torch" else "onnx"
+        return "openvino" if fast_bf16() else "onnx"
+    if backend in ("torch", "openvino"):
+        return backend  # type: ignore[return-value]
+    return "onnx"
 
 
 def load_encoder(settings: Settings, *, precision: Precision = "auto") -> SentenceEncoder:
-    """The encoder the settings name: ONNX Runtime (built once into the cache) or torch."""
-    if resolve_backend(settings.classifier_backend) == "onnx":
+    """The encoder the settings name: ONNX Runtime or OpenVINO (on the graph built once into the
+    cache), or torch."""
+    backend = resolve_backend(settings.classifier_backend)
+    if backend == "onnx":
         from classify.onnx_backend import OnnxEncoder, onnx_cache_dir, user_cache_dir
 
         return OnnxEncoder(
             settings.model_path,
             precision=settings.onnx_precision,
+            cache_dir=onnx_cache_dir(settings),
+            shared_dir=user_cache_dir(),
+        )
+    if backend == "openvino":
+        from classify.onnx_backend import onnx_cache_dir, user_cache_dir
+        from classify.openvino_backend import OpenVinoEncoder
+
+        return OpenVinoEncoder(
+            settings.model_path,
+            precision=None if precision == "auto" else precision,
             cache_dir=onnx_cache_dir(settings),
             shared_dir=user_cache_dir(),
         )

@@ -179,15 +179,15 @@ def file(
     backend: str | None = typer.Option(
         None,
         "--backend",
-        help="Encoder runtime: auto (torch bf16 where the CPU runs it fast, else ONNX fp32; the "
-        "default unless classifier_backend is configured), onnx or torch.",
+        help="Encoder runtime: auto (OpenVINO bf16 where the CPU runs bf16 fast, else ONNX fp32; "
+        "the default unless classifier_backend is configured), onnx, openvino or torch.",
     ),
 ) -> None:
     """Label every post in a JSON Lines file: one output line per valid input line, same order."""
     if not in_path.is_file():
         raise fail(f"{in_path}: no such file", 2)
-    if backend not in (None, "auto", "onnx", "torch"):
-        raise fail(f"--backend {backend!r}: one of auto, onnx, torch", 2)
+    if backend not in (None, "auto", "onnx", "openvino", "torch"):
+        raise fail(f"--backend {backend!r}: one of auto, onnx, openvino, torch", 2)
     if backend is None and "classifier_backend" not in load_settings().model_fields_set:
         backend = "auto"  # no database is written: the fastest runtime that keeps the labels
     started = time.perf_counter()

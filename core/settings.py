@@ -126,16 +126,16 @@ class Settings(BaseSettings):
     classifier: Literal["rules", "transformers"] = "transformers"
     # Encoder id or local path for the transformers classifier; empty means the packaged weights.
     model_path: str = ""
-    # Runtime of the encoder: ONNX Runtime (the same weights, exported once into a cache under
-    # data_dir) or torch. ONNX fp32 keeps torch fp32's labels; int8 (part of the weights
-    # quantized per channel) is 10-20% faster and keeps design.md's label rule with the current
-    # heads by a margin of 3 posts, but broke it with earlier heads (BENCHMARKS.md). torch on a
-    # CPU that runs bf16 fast (AMX, or AMD's AVX-512 BF16) runs bf16, side by side, 1.3-1.9x ONNX
-    # fp32 with the same labels. "auto" picks torch bf16 there and ONNX fp32 elsewhere: the
-    # model version then depends on the host, so the service pins "onnx" (one version across a
-    # fleet of mixed CPUs) and `undertow classify file`, which writes no database, takes "auto"
-    # unless this is set.
-    classifier_backend: Literal["auto", "onnx", "torch"] = "onnx"
+    # Runtime of the encoder: ONNX Runtime or OpenVINO (both on the same graph, exported once
+    # into a cache under data_dir) or torch. ONNX fp32 keeps torch fp32's labels; int8 (part of
+    # the weights quantized per channel) is 10-20% faster and keeps design.md's label rule with
+    # the current heads by a margin of 3 posts, but broke it with earlier heads (BENCHMARKS.md).
+    # On a CPU that runs bf16 fast (AMX, or AMD's AVX-512 BF16) OpenVINO runs bf16 (and torch
+    # its traced bf16 module), side by side, faster than ONNX fp32 with the same labels. "auto"
+    # picks OpenVINO bf16 there and ONNX fp32 elsewhere: the model version then depends on the
+    # host, so the service pins "onnx" (one version across a fleet of mixed CPUs) and
+    # `undertow classify file`, which writes no database, takes "auto" unless this is set.
+    classifier_backend: Literal["auto", "onnx", "openvino", "torch"] = "onnx"
     onnx_precision: Literal["int8", "fp32"] = "fp32"
     taxonomy_path: Path | None = None
     # Extra brand accounts (handle -> product key) on top of the built-in registry.

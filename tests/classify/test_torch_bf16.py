@@ -1,4 +1,5 @@
-"""torch bf16 side by side (the fast path where bf16 runs fast) and the "auto" backend that picks it.
+"""torch bf16 side by side (the fast path before OpenVINO where bf16 runs fast) and the "auto"
+backend that picks OpenVINO there.
 
 On a CPU without bf16 in hardware torch emulates bf16: slower, the same numbers to within
 rounding, so these checks hold on any host; only the choice of "auto" depends on the CPU.
@@ -113,26 +114,35 @@ def test_bf16_keeps_the_labels_and_the_scores(encoders) -> None:
 @pytest.mark.parametrize(
     ("vendor", "flags", "runtime"),
     [
-        ("GenuineIntel", "fpu avx512f avx512_bf16 amx_bf16 amx_tile", "torch"),  # Sapphire Rapids
-        ("AuthenticAMD", "fpu avx512f avx512_bf16 avx512_vnni", "torch"),  # Zen 4
+        (
+            "GenuineIntel",
+            "fpu avx512f avx512_bf16 amx_bf16 amx_tile",
+            "openvino",
+        ),  # Sapphire Rapids
+        ("AuthenticAMD", "fpu avx512f avx512_bf16 avx512_vnni", "openvino"),  # Zen 4
         ("GenuineIntel", "fpu avx512f avx512_bf16 avx512_vnni", "onnx"),  # bf16 slower than fp32
         ("AuthenticAMD", "fpu avx2 fma", "onnx"),  # Zen 3: no bf16
         ("GenuineIntel", "fpu avx2", "onnx"),
     ],
 )
-def test_auto_picks_torch_bf16_only_where_bf16_is_fast(
+def test_auto_picks_openvino_bf16_only_where_bf16_is_fast(
     monkeypatch, tmp_path: Path, vendor, flags, runtime
 ) -> None:
     from classify.loader import current_version
 
     info = f"vendor_id\t: {vendor}\nflags\t\t: {flags}\n"
     monkeypatch.setattr(encoder_mod, "_cpu_flags", lambda: info)
-    assert encoder_mod.fast_bf16() == (runtime == "torch")
+    assert encoder_mod.fast_bf16() == (runtime == "openvino")
     assert resolve_backend("auto") == runtime
     assert resolve_backend("onnx") == "onnx" and resolve_backend("torch") == "torch"
+    assert resolve_backend("openvino") == "openvino"
     auto = Settings(classifier="transformers", data_dir=tmp_path, classifier_backend="auto")
-    want = "minilm-l6-torch-bf16.h" if runtime == "torch" else "minilm-l6-onnx-fp32.h"
+    want = "minilm-l6-openvino-bf16.h" if runtime == "openvino" else "minilm-l6-onnx-fp32.h"
     assert current_version(auto).startswith(want)
+    # torch, when asked for, runs bf16 exactly where OpenVINO would.
+    torch_cfg = Settings(classifier="transformers", data_dir=tmp_path, classifier_backend="torch")
+    want = "minilm-l6-torch-bf16.h" if runtime == "openvino" else "minilm-l6.h"
+    assert current_version(torch_cfg).startswith(want)
     # The service's default stays ONNX whatever the CPU: one model version across a fleet.
     default = Settings(classifier="transformers", data_dir=tmp_path)
     assert current_version(default).startswith("minilm-l6-onnx-fp32.h")
@@ -162,7 +172,7 @@ def test_classify_file_takes_auto_unless_the_backend_is_configured(
     settings_mod.get_settings.cache_clear()
     assert version().startswith("minilm-l6.h")  # configured: the setting wins over auto
     r = CliRunner().invoke(app, ["file", str(src), "-o", str(out), "--backend", "gpu"])
-    assert r.exit_code == 2 and "one of auto, onnx, torch" in r.output
+    assert r.exit_code == 2 and "one of auto, onnx, openvino, torch" in r.output
     settings_mod.get_settings.cache_clear()
 
 
