@@ -142,13 +142,13 @@ def load(model_path: str, *, cache_dir: Path | None, shared_dir: Path | None = N
 
 
 def main() -> None:
-    """Build (or verify) the traced module where "auto" would take torch bf16:
-    `python -m classify.torchscript`."""
+    """Build (or verify) the traced module where the torch backend runs bf16 (the CPU runs bf16
+    fast): `python -m classify.torchscript`."""
     from classify.encoder import fast_bf16, resolve_model_path
     from core.settings import get_settings
 
     if not fast_bf16():
-        print("torchscript: skipped (this CPU runs bf16 slower than fp32; auto takes ONNX)")
+        print("torchscript: skipped (this CPU runs bf16 slower than fp32; torch runs fp32 here)")
         return
     s = get_settings()
     shared = graph_cache.user_cache_dir("torchscript")
