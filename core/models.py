@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from core.sealing import SealedChannels
+
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -241,7 +243,10 @@ class AlertRule(SQLModel, table=True):
     threshold: float | None = None
     min_count: int = 5
     cooldown_hours: int = 12
-    channels: list[dict[str, Any]] = Field(default_factory=list, sa_column=_json(nullable=False))
+    # Webhook URLs and signing secrets are sealed at rest (core/sealing.py).
+    channels: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=sa.Column(SealedChannels, nullable=False)
+    )
     enabled: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     # "count" tests the theme's posts; "share" tests them relative to the product's total volume.

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     author_key_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     # Signs dashboard session cookies and CSRF tokens (HMAC-SHA256); set it in production.
     session_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Seals alert channels' webhook URLs and signing secrets in the database (AES-256-GCM,
+    # core/sealing.py); empty means a key derived from session_secret.
+    secrets_key: SecretStr = SecretStr("")
     session_max_age_s: int = Field(default=12 * 3600, ge=60)
     # Where the dashboard is reached from outside (links in emailed and Slack reports).
     public_url: str = ""

@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 from core.db import is_postgres
 from core.logging import get_logger
 from core.models import Alert, AlertRule, Delivery, utcnow
+from core.sealing import UNSEALABLE
 from core.settings import Settings
 
 log = get_logger(__name__)
@@ -98,6 +99,8 @@ def channel_key(channel: dict[str, Any]) -> str:
 
 def redacted_target(channel: dict[str, Any]) -> str:
     """Where a channel sends, safe to log and show: a URL's scheme and host only."""
+    if channel.get(UNSEALABLE):
+        return "(sealed under another key)"
     if channel.get("type") == "email":
         return ",".join(channel.get("to", []))
     parts = urlsplit(str(channel.get("url", "")))
@@ -398,6 +401,8 @@ def send_email(msg: EmailMessage, settings: Settings) -> str:
 def send(alert: Alert, rule: AlertRule, channel: dict[str, Any], settings: Settings) -> str:
     """Send one alert through one channel; returns a short response note."""
     kind = channel.get("type")
+    if channel.get(UNSEALABLE):
+        raise DeliveryError(f"channel cannot be unsealed: {channel[UNSEALABLE]}")
     if kind == "slack":
         body = json.dumps({"text": slack_text(alert, rule, settings)}).encode()
         return f"HTTP {post_json(str(channel['url']), body, {}, settings)}"
