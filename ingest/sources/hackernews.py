@@ -273,7 +273,13 @@ class HackerNewsSource:
     def _replies(
         self, item_id: str, query: str | None, page: Page, *, since: Watermark
     ) -> Watermark:
-        """Add the replies under an item ``since`` calls new; the newest reply time in its tree."""
+        """Add the replies under an item ``since`` calls new, oldest first and at most
+        ``thread_size`` of them; the mark to read on from.
+
+        Replies are taken in time order, so a thread larger than ``thread_size`` is read on by
+        the next revisits from the last reply taken. Taken in tree order, the mark jumped to the
+        newest reply read, and older replies left past the size limit were never read.
+        """
         try:
             tree = self.http.get_json(f"{self.base_url}/api/v1/items/{item_id}")
         except SourceError as e:
@@ -282,27 +288,36 @@ class HackerNewsSource:
             raise
         if not isinstance(tree, dict):
             raise SourceError("items response is not an object")
-        newest = Watermark(since.state())
+        fresh: list[tuple[int, str, Any]] = []  # (time, id, node) of replies new since the mark
+        untimed: list[Any] = []  # no usable time: taken every read, quarantined if broken
         level: list[Any] = get_list(tree, "children")
-        added = 0
         for _depth in range(self.config.thread_depth):
             next_level: list[Any] = []
             for child in level:
-                if added >= self.config.thread_size:
-                    return newest
                 t = get_int(child, "created_at_i") if isinstance(child, dict) else None
                 child_id = (get_str(child, "id") if isinstance(child, dict) else None) or ""
-                if t is None or since.is_new(t, child_id):
-                    item = normalize_item(child, source=self.name, query=query)
-                    if page.add(item) is not None:
-                        added += 1
-                if t is not None:
-                    newest.advance(t, child_id)
+                if t is None:
+                    untimed.append(child)
+                elif since.is_new(t, child_id):
+                    fresh.append((t, child_id, child))
                 if isinstance(child, dict):
                     next_level.extend(get_list(child, "children"))
             level = next_level
             if not level:
                 break
+        newest = Watermark(since.state())
+        added = 0
+        for t, child_id, child in sorted(fresh, key=lambda x: (x[0], x[1])):
+            if added >= self.config.thread_size:
+                return newest
+            if page.add(normalize_item(child, source=self.name, query=query)) is not None:
+                added += 1
+            newest.advance(t, child_id)
+        for child in untimed:
+            if added >= self.config.thread_size:
+                break
+            if page.add(normalize_item(child, source=self.name, query=query)) is not None:
+                added += 1
         return newest
 
     def _reread(

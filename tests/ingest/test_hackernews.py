@@ -279,3 +279,29 @@ def test_a_watched_story_whose_items_answer_404_stays_watched(api, client, sleep
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
     check_watched_from_its_batch(_watched_story(api, client, sleeps, monkeypatch))
+
+
+def test_a_watched_story_larger_than_thread_size_is_read_on_by_later_runs(
+    api, client, sleeps, monkeypatch
+):
+    """Two replies a read: every run takes the oldest replies not read yet, so none is left
+    behind. Algolia lists children in rank order, not time order: read in tree order, the second
+    run took 7003 and 7005, moved the mark to 7005's time and never read 7002 or 7004."""
+    tree = _story_tree(
+        _node(7003, 90, [_node(7004, 100, parent=7003)]),
+        _node(7001, 60),
+        _node(7005, 110),
+        _node(7002, 80),
+    )
+    watched = _watched_story(api, client, sleeps, monkeypatch, tree, tree, tree)
+    watched.cfg = watched.cfg.model_copy(update={"thread_size": 2})
+    first = watched.run()  # the story's first read serves one reply, 7001
+    runs, cursor = [], first.cursor
+    for hours in (1, 2, 3):
+        watched.at(FOUND + timedelta(hours=hours))
+        got = watched.run(cursor)
+        runs.append(sorted(p.external_id for p in got.posts))
+        cursor = got.cursor
+    assert sorted(first.by_id()) == ["7000", "7001"]
+    assert runs == [["7002", "7003"], ["7004", "7005"], []]
+    assert cursor["threads"]["7000"]["newest"] == STORY_T + 110
