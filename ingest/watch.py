@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from core.settings import SourceConfig
-from ingest.base import Batch
+from ingest.base import Batch, NormalizedPost
 from ingest.normalize import Page, Watermark, cursor_snapshot
 
 # Adds a watched thread's replies that the mark (``reply_mark``) calls new to the page and
@@ -49,6 +49,35 @@ def keep_reply_mark(entry: dict[str, Any], mark: Watermark) -> None:
     # Watermark keeps floats; sources with whole-second times keep ``newest`` an int.
     entry["newest"] = int(t) if float(t).is_integer() else t
     entry["newest_ids"] = state["ids"]
+
+
+def take_oldest_first(
+    replies: list[tuple[float, str, NormalizedPost]],
+    page: Page,
+    *,
+    since: Watermark,
+    room: int,
+) -> Watermark:
+    """Add the ``(time, id, post)`` replies that ``since`` calls new to ``page``, oldest first,
+    until ``room`` were added; the mark to read on from.
+
+    A thread with more new replies than ``room`` keeps its mark at the last reply taken, so the
+    next read goes on from there. Taken in tree order, the mark jumped to the newest reply read
+    and the older ones left past the limit were never read.
+    """
+    mark = Watermark(since.state())
+    added = 0
+    for t, item_id, post in sorted((r for r in replies if since.is_new(r[0], r[1])), key=_order):
+        if added >= room:
+            break
+        if page.add(post) is not None:
+            added += 1
+        mark.advance(t, item_id)
+    return mark
+
+
+def _order(reply: tuple[float, str, NormalizedPost]) -> tuple[float, str]:
+    return reply[0], reply[1]
 
 
 def is_watch(entry: dict[str, Any], keys: tuple[str, ...] = ()) -> bool:

@@ -38,7 +38,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import normalize_whitespace
-from ingest.watch import ThreadMark, WatchList, keep_reply_mark
+from ingest.watch import ThreadMark, WatchList, keep_reply_mark, take_oldest_first
 
 PLATFORM = "bluesky"
 # Unauthenticated reads go to the public AppView; with a session, the PDS proxies them.
@@ -381,31 +381,28 @@ class BlueskySource:
         since: Watermark,
         added: int,
     ) -> Watermark:
-        """Add the replies in a thread ``since`` calls new; return the newest reply time read.
+        """Add the replies in a thread ``since`` calls new, oldest first (`take_oldest_first`);
+        the mark to read on from.
 
-        Replies go level by level down to ``thread_depth``; ``added`` posts of ``thread_size``
-        are already taken (the parents). Times are indexedAt, as for search marks.
+        Replies are read level by level down to ``thread_depth``; ``added`` posts of
+        ``thread_size`` are already taken (the parents). Times are indexedAt, as for search marks.
         """
         depth, size = self.config.thread_depth, self.config.thread_size
-        newest = Watermark(since.state())
+        replies: list[tuple[float, str, NormalizedPost]] = []
         level = [r for r in get_list(thread, "replies")]
         for _ in range(depth):
             next_level: list[Any] = []
             for node in level:
-                if added >= size:
-                    return newest
                 item = normalize_thread_node(node, source=self.name, query=query)
                 if isinstance(node, dict):
                     next_level.extend(get_list(node, "replies"))
                 if isinstance(item, NormalizedPost):
                     t = _indexed_t(get_dict(node, "post"), item)
-                    newest.advance(t, item.external_id)
-                    if not since.is_new(t, item.external_id):
-                        continue  # read by an earlier run
-                if item is not None and page.add(item) is not None:
-                    added += 1
+                    replies.append((t, item.external_id, item))
+                elif item is not None:
+                    page.add(item)  # quarantined: kept for inspection
             level = next_level
-        return newest
+        return take_oldest_first(replies, page, since=since, room=size - added)
 
     def _reread(
         self, uri: str, watched: dict[str, Any], since: Watermark, page: Page

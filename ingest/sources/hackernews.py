@@ -33,7 +33,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import WatchList, keep_reply_mark
+from ingest.watch import WatchList, keep_reply_mark, take_oldest_first
 
 PLATFORM = "hackernews"
 DEFAULT_BASE_URL = "https://hn.algolia.com"
@@ -274,12 +274,7 @@ class HackerNewsSource:
         self, item_id: str, query: str | None, page: Page, *, since: Watermark
     ) -> Watermark:
         """Add the replies under an item ``since`` calls new, oldest first and at most
-        ``thread_size`` of them; the mark to read on from.
-
-        Replies are taken in time order, so a thread larger than ``thread_size`` is read on by
-        the next revisits from the last reply taken. Taken in tree order, the mark jumped to the
-        newest reply read, and older replies left past the size limit were never read.
-        """
+        ``thread_size`` of them (`take_oldest_first`); the mark to read on from."""
         try:
             tree = self.http.get_json(f"{self.base_url}/api/v1/items/{item_id}")
         except SourceError as e:
@@ -288,37 +283,22 @@ class HackerNewsSource:
             raise
         if not isinstance(tree, dict):
             raise SourceError("items response is not an object")
-        fresh: list[tuple[int, str, Any]] = []  # (time, id, node) of replies new since the mark
-        untimed: list[Any] = []  # no usable time: taken every read, quarantined if broken
+        replies: list[tuple[float, str, NormalizedPost]] = []
         level: list[Any] = get_list(tree, "children")
         for _depth in range(self.config.thread_depth):
             next_level: list[Any] = []
             for child in level:
-                t = get_int(child, "created_at_i") if isinstance(child, dict) else None
-                child_id = (get_str(child, "id") if isinstance(child, dict) else None) or ""
-                if t is None:
-                    untimed.append(child)
-                elif since.is_new(t, child_id):
-                    fresh.append((t, child_id, child))
+                item = normalize_item(child, source=self.name, query=query)
+                if isinstance(item, NormalizedPost):
+                    replies.append((item.created_at.timestamp(), item.external_id, item))
+                else:
+                    page.add(item)  # quarantined: kept for inspection, whatever its time
                 if isinstance(child, dict):
                     next_level.extend(get_list(child, "children"))
             level = next_level
             if not level:
                 break
-        newest = Watermark(since.state())
-        added = 0
-        for t, child_id, child in sorted(fresh, key=lambda x: (x[0], x[1])):
-            if added >= self.config.thread_size:
-                return newest
-            if page.add(normalize_item(child, source=self.name, query=query)) is not None:
-                added += 1
-            newest.advance(t, child_id)
-        for child in untimed:
-            if added >= self.config.thread_size:
-                break
-            if page.add(normalize_item(child, source=self.name, query=query)) is not None:
-                added += 1
-        return newest
+        return take_oldest_first(replies, page, since=since, room=self.config.thread_size)
 
     def _reread(
         self, story_id: str, watched: dict[str, Any], since: Watermark, page: Page

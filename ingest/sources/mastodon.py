@@ -40,7 +40,7 @@ from ingest.normalize import (
     utc_now,
 )
 from ingest.text import clean_text, html_to_text
-from ingest.watch import ThreadMark, WatchList, keep_reply_mark
+from ingest.watch import ThreadMark, WatchList, keep_reply_mark, take_oldest_first
 
 log = get_logger(__name__)
 
@@ -360,28 +360,24 @@ class MastodonSource:
     def _replies(
         self, context: _Context, page: Page, *, query: str | None, since: Watermark, added: int
     ) -> Watermark:
-        """Add the descendants ``since`` calls new; return the newest descendant time read.
+        """Add the descendants ``since`` calls new, oldest first (`take_oldest_first`); the mark
+        to read on from.
 
         ``added`` posts of ``thread_size`` are already taken (the ancestors).
         """
         depth, size = self.config.thread_depth, self.config.thread_size
-        newest = Watermark(since.state())
+        replies: list[tuple[float, str, NormalizedPost]] = []
         for s in context.descendants:
-            if added >= size:
-                break
             if context.depth_below(get_str(s, "id") or "", depth) > depth:
                 continue
             item = normalize_status(
                 s, source=self.name, query=query, uri_of=context.uri_of, root=context.root
             )
             if isinstance(item, NormalizedPost):
-                t = item.created_at.timestamp()
-                newest.advance(t, item.external_id)
-                if not since.is_new(t, item.external_id):
-                    continue  # read by an earlier run
-            if page.add(item) is not None:
-                added += 1
-        return newest
+                replies.append((item.created_at.timestamp(), item.external_id, item))
+            else:
+                page.add(item)  # quarantined: kept for inspection
+        return take_oldest_first(replies, page, since=since, room=size - added)
 
     def _reread(
         self, uri: str, watched: dict[str, Any], since: Watermark, page: Page

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import copy
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -275,3 +276,45 @@ def test_a_deleted_watched_post_is_dropped(api, client, sleeps, monkeypatch, gon
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
     watching.check_watched_from_its_batch(_watched_post(api, client, sleeps, monkeypatch))
+
+
+def test_a_watched_post_larger_than_thread_size_is_read_on_by_later_runs(
+    api, client, sleeps, monkeypatch
+):
+    """Replies listed out of time order, three posts a read (the hit's two ancestors count in
+    the first): every read takes the oldest replies it has not read yet, so none is left behind.
+    Taken in list order, the second read took 12:30, 12:10 and 12:50, its mark jumped to 12:50,
+    and the replies at 12:20 and 12:40 were never read."""
+    body = load_recorded(THREAD_FILE)
+    template = own_json("bluesky_reply_3kbxyz2abcd2c.json")
+    uris = {}
+    for minute in (30, 10, 50, 20, 40):
+        reply = copy.deepcopy(template)
+        key = f"3kbzz{minute:02d}abcd2c"
+        reply["post"]["uri"] = uri = template["post"]["uri"].rsplit("/", 1)[0] + "/" + key
+        reply["post"]["indexedAt"] = f"2023-10-20T12:{minute:02d}:00.000Z"
+        body["thread"]["replies"].append(reply)
+        uris[minute] = uri
+    api.add(SEARCH, own("bluesky_search_thread_hit.json"), q="atrrr")
+    api.add(THREAD, as_json(body), uri=HIT)
+    cfg = config("bluesky", api.url, queries=["atrrr"], thread_depth=5, thread_size=3)
+    watched = Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=bluesky_module,
+        cfg=cfg,
+        thread_id=HIT,
+        thread_path=THREAD,
+        created=datetime(2023, 10, 20, 12, tzinfo=UTC),
+        found=FOUND,
+    )
+    runs = [watched.run()]
+    for hours in (1, 2, 3):
+        watched.at(FOUND + timedelta(hours=hours))
+        runs.append(watched.run(runs[-1].cursor))
+    got = [sorted(p.external_id for p in r.posts) for r in runs]
+    recorded_reply = AT + "3kbi5dzaujr2n"  # indexed 2023-10-11, the oldest reply
+    assert got[0] == sorted([HIT, AT + "3kbi55xm6u62v", AT + "3kbi56mwx5j2q", recorded_reply])
+    assert got[1:] == [sorted([uris[10], uris[20], uris[30]]), sorted([uris[40], uris[50]]), []]

@@ -267,3 +267,25 @@ def test_a_watched_status_on_an_instance_no_longer_configured_is_dropped(
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
     watching.check_watched_from_its_batch(_watched_status(api, client, sleeps, monkeypatch))
+
+
+def test_a_watched_status_larger_than_thread_size_is_read_on_by_later_runs(
+    api, client, sleeps, monkeypatch
+):
+    """The recorded context lists its 59 replies in thread order, not time order. Twenty a
+    read, oldest first, the first read and two revisits take them all. Taken in thread order,
+    the first read's mark jumped to 19:11 (its 13th reply), the revisits read only the 2 newer
+    replies, and 37 replies were never read."""
+    descendants = load_recorded(CONTEXT_FILE)["descendants"]
+    watched = _watched_status(api, client, sleeps, monkeypatch)
+    watched.cfg = watched.cfg.model_copy(update={"thread_size": 20})
+    runs = [watched.run()]
+    for hours in (1, 2, 3):
+        watched.at(FOUND + timedelta(hours=hours))
+        runs.append(watched.run(runs[-1].cursor))
+    replies = [[p for p in r.posts if p.external_id != FOCAL_URI] for r in runs]
+    assert [len(r) for r in replies] == [20, 20, 19, 0]
+    assert {p.external_id for r in replies for p in r} == {s["uri"] for s in descendants}
+    # Each read takes the oldest replies it has not read yet.
+    times = [sorted(p.created_at for p in r) for r in replies[:3]]
+    assert times[0][-1] <= times[1][0] and times[1][-1] <= times[2][0]
