@@ -143,8 +143,12 @@ def _listing_children(body: Any) -> tuple[list[Any], str | None]:
 class _Tree:
     """A comment tree being read: each comment's depth, ``more`` ids still to ask for, posts added.
 
-    Comments ``since`` says are not new were read by an earlier run and are passed over;
-    ``newest`` is the newest comment time read so far, with the ids read at that time.
+    Comments ``since`` says are not new were read by an earlier run and are passed over, unless
+    they are ``owed``: ids an earlier visit left unread (behind a ``more`` link it had no calls
+    left for, or past ``thread_size``). ``newest`` is the newest comment time read so far, with
+    the ids read at that time; ``known`` the largest comment id read before this visit (base36
+    ids grow with time, so a larger one is a comment no visit has read); ``top`` the largest
+    read by the end of it.
     """
 
     depth_of: dict[str, int]
@@ -152,6 +156,76 @@ class _Tree:
     added: int = 0
     since: Watermark = field(default_factory=Watermark)
     newest: Watermark = field(default_factory=Watermark)
+    owed: set[str] = field(default_factory=set)
+    known: int | None = None
+    top: int | None = None
+
+    def unread(self, comment_id: str) -> bool:
+        """Whether no visit has read this comment: newer than any read, or owed."""
+        n = _b36(comment_id)
+        return n is not None and (self.known is None or n > self.known or comment_id in self.owed)
+
+    def read(self, comment_id: str) -> None:
+        n = _b36(comment_id)
+        if n is not None and (self.top is None or n > self.top):
+            self.top = n
+
+
+# Ids a thread keeps owed between visits, oldest first (a viral thread's rest waits for more).
+_PENDING_MAX = 500
+
+
+def _b36(comment_id: str) -> int | None:
+    try:
+        return int(comment_id, 36)
+    except ValueError:
+        return None
+
+
+def _ids_below(children: list[Any]) -> tuple[list[str], list[str]]:
+    """The comment ids, and the ids behind ``more`` links, in these children and their replies."""
+    comments: list[str] = []
+    more: list[str] = []
+    stack = list(children)
+    while stack:
+        child = stack.pop()
+        data = get_dict(child, "data") if isinstance(child, dict) else {}
+        if isinstance(child, dict) and child.get("kind") == "more":
+            more.extend(c for c in get_list(data, "children") if isinstance(c, str))
+            continue
+        if isinstance(data.get("id"), str):
+            comments.append(data["id"])
+        replies = data.get("replies")
+        if isinstance(replies, dict):
+            stack.extend(get_list(get_dict(replies, "data"), "children"))
+    return comments, more
+
+
+def _owed_state(entry: dict[str, Any]) -> tuple[set[str], int | None]:
+    """A watched entry's owed ids and largest id read (absent in older cursors: none, unknown)."""
+    pending = entry.get("pending")
+    owed = {i for i in pending if isinstance(i, str)} if isinstance(pending, list) else set()
+    top = entry.get("max_id")
+    return owed, _b36(top) if isinstance(top, str) else None
+
+
+def _keep_owed(entry: dict[str, Any], tree: _Tree, left: list[str]) -> None:
+    """Store what a visit left unread and the largest id read into the watched entry."""
+    entry.pop("pending", None)
+    if left:
+        entry["pending"] = left[:_PENDING_MAX]
+    if tree.top is not None:
+        entry["max_id"] = _to_b36(tree.top)
+
+
+def _to_b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
 
 
 def _flush(page: Page) -> Iterator[Batch]:
@@ -326,10 +400,10 @@ class RedditSource:
         if comments is None:
             self._watch.drop(post.external_id)
             return
-        newest = yield from self._tree(
-            post.external_id, comments, page, query=post.query, since=Watermark(None)
-        )
-        keep_reply_mark(watched, newest)
+        tree = _Tree(depth_of={post.external_id: 0})
+        left = yield from self._tree(post.external_id, comments, page, query=post.query, tree=tree)
+        keep_reply_mark(watched, tree.newest)
+        _keep_owed(watched, tree, left)
 
     def _comments(self, link_id: str) -> list[Any] | None:
         """The top-level comments of a submission, or None when it is gone (403/404)."""
@@ -358,11 +432,17 @@ class RedditSource:
         page: Page,
         *,
         query: str | None,
-        since: Watermark,
-    ) -> Generator[Batch, None, Watermark]:
-        """Add the comments of a tree ``since`` calls new; return the newest comment time read."""
+        tree: _Tree,
+    ) -> Generator[Batch, None, list[str]]:
+        """Add the comments of a tree that no visit has read; return the ids left unread.
+
+        The ``more`` links are asked for oldest first (base36 ids grow with time), only for ids
+        no visit has read, up to ``more_limit`` calls; whatever is left (ids behind links not
+        asked for, comments past ``thread_size``) is owed to the next visit, which reads it
+        whatever its time. Skipped before, those comments were never read: the thread's mark
+        had moved past them.
+        """
         size_limit = self.config.thread_size
-        tree = _Tree(depth_of={link_id: 0}, since=since, newest=Watermark(since.state()))
         stack: list[Any] = list(reversed(comments))
         while stack and tree.added < size_limit:
             data = self._take(stack.pop(), tree, page, query=query)
@@ -373,9 +453,11 @@ class RedditSource:
             if isinstance(replies, dict):
                 kids = get_list(get_dict(replies, "data"), "children")
                 stack.extend(reversed(kids))
+        left = self._left(stack, tree)  # past thread_size
+        wanted = sorted({i for i in tree.stubs if tree.unread(i)}, key=lambda i: _b36(i) or 0)
         calls = 0
-        while tree.stubs and tree.added < size_limit and calls < self.more_limit:
-            chunk, tree.stubs = tree.stubs[:_MORE_BATCH], tree.stubs[_MORE_BATCH:]
+        while wanted and tree.added < size_limit and calls < self.more_limit:
+            chunk, wanted = wanted[:_MORE_BATCH], wanted[_MORE_BATCH:]
             calls += 1
             body = self._get(
                 "/api/morechildren",
@@ -392,23 +474,42 @@ class RedditSource:
             )
             if not isinstance(body, dict) or "json" not in body:
                 raise SourceError("morechildren response without json.data.things")
-            for thing in things:
+            for n, thing in enumerate(things):
                 if tree.added >= size_limit:
+                    left.extend(self._left(things[n:], tree))
                     break
                 if self._take(thing, tree, page, query=query) is not None:
                     yield from _flush(page)
-        return tree.newest
+        if self.more_limit > 0:  # with no calls at all, "more" links are never read: owe none
+            left.extend(wanted)
+        return sorted(set(left), key=lambda i: _b36(i) or 0)
+
+    def _left(self, children: list[Any], tree: _Tree) -> list[str]:
+        """The ids in ``children`` no visit has read: their comments, and the ids behind their
+        ``more`` links where there are calls to ask for them."""
+        comments, more = _ids_below(children)
+        ids = comments + more if self.more_limit > 0 else comments
+        return [i for i in ids if tree.unread(i)]
 
     def _reread(
         self, link_id: str, watched: dict[str, Any], since: Watermark, page: Page
     ) -> Generator[Batch, None, ThreadMark]:
-        """Add a watched submission's new comments to ``page``; None when it is gone (403/404)."""
+        """Add a watched submission's comments no visit has read to ``page`` (new ones, and the
+        ones an earlier visit owes); None when it is gone (403/404)."""
         comments = self._comments(link_id)
         if comments is None:
             return None
-        return (
-            yield from self._tree(link_id, comments, page, query=watched.get("query"), since=since)
+        owed, known = _owed_state(watched)
+        tree = _Tree(
+            depth_of={link_id: 0},
+            since=since,
+            newest=Watermark(since.state()),
+            owed=owed,
+            known=known,
         )
+        left = yield from self._tree(link_id, comments, page, query=watched.get("query"), tree=tree)
+        _keep_owed(watched, tree, left)
+        return tree.newest
 
     def _take(
         self, child: Any, tree: _Tree, page: Page, *, query: str | None
@@ -432,7 +533,9 @@ class RedditSource:
             tree.depth_of[item.external_id] = depth
             t = int(item.created_at.timestamp())
             tree.newest.advance(t, item.external_id)
-            if not tree.since.is_new(t, item.external_id):
+            comment_id = item.external_id.partition("_")[2]
+            tree.read(comment_id)
+            if not tree.since.is_new(t, item.external_id) and comment_id not in tree.owed:
                 return data
         if page.add(item) is not None:
             tree.added += 1

@@ -155,7 +155,8 @@ def test_comment_tree_with_more_stubs(api, client, sleeps, monkeypatch):
     assert len(calls) == 1
     assert calls[0].params["link_id"] == "t3_1cebxh"
     assert (
-        calls[0].params["children"].split(",") == _more_ids(thread[1]["data"]["children"], [])[:100]
+        calls[0].params["children"].split(",")
+        == sorted(_more_ids(thread[1]["data"]["children"], []), key=lambda i: int(i, 36))[:100]
     )
     tree_call = api.requests_to(THREAD)[0]
     assert tree_call.params["depth"] == "50" and tree_call.params["sort"] == "new"
@@ -278,8 +279,15 @@ def test_watched_thread_is_read_again_for_new_comments(api, client, sleeps, monk
     assert set(first.by_id()) == {"t3_1cebxh"} | {c["name"] for c in tree}
     newest = max(int(c["created_utc"]) for c in tree)
     at_newest = sorted(c["name"] for c in tree if int(c["created_utc"]) == newest)
+    top = max((c["id"] for c in tree), key=lambda i: int(i, 36))
     assert first.cursor["threads"] == {
-        "t3_1cebxh": {"t": 1366044279, "newest": newest, "newest_ids": at_newest, "query": None}
+        "t3_1cebxh": {
+            "t": 1366044279,
+            "newest": newest,
+            "newest_ids": at_newest,
+            "query": None,
+            "max_id": top,
+        }
     }
     reply = second.posts[0]
     assert reply.parent_external_id == "t1_c9ftsjg" and reply.root_external_id == "t3_1cebxh"
@@ -327,3 +335,101 @@ def test_a_deleted_watched_thread_is_dropped(api, client, sleeps, monkeypatch):
 
 def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, monkeypatch):
     check_watched_from_its_batch(_watched_thread(api, client, sleeps, monkeypatch))
+
+
+def test_a_watched_thread_larger_than_thread_size_is_read_on_by_later_visits(
+    api, client, sleeps, monkeypatch
+):
+    """Fifty of the recorded thread's 199 comments a visit: each visit reads fifty no visit has
+    read (the ones left past thread_size are owed, whatever their time), until all are read.
+    Before, the first visit's mark moved to the newest comment read and the other 149 were
+    never read."""
+    watched = _watched_thread(api, client, sleeps, monkeypatch)
+    watched.cfg = watched.cfg.model_copy(update={"thread_size": 50})
+    runs = [watched.run()]
+    for hours in range(1, 6):
+        watched.at(FOUND + timedelta(hours=hours))
+        runs.append(watched.run(runs[-1].cursor))
+    read = [[p.external_id for p in r.posts if p.external_id.startswith("t1_")] for r in runs]
+    assert [len(r) for r in read] == [50, 50, 50, 49, 0, 0]
+    tree = _walk(load_recorded("reddit/comments_thread_1cebxh.json")[1]["data"]["children"], [])
+    assert {i for r in read for i in r} == {c["name"] for c in tree}
+    assert len(runs[0].cursor["threads"]["t3_1cebxh"]["pending"]) == 149
+    assert "pending" not in runs[-1].cursor["threads"]["t3_1cebxh"]
+
+
+def _strip_more(children):
+    """The children without their ``more`` links, at every depth."""
+    out = []
+    for c in children:
+        if c["kind"] == "more":
+            continue
+        replies = c["data"].get("replies")
+        if isinstance(replies, dict):
+            replies["data"]["children"] = _strip_more(replies["data"]["children"])
+        out.append(c)
+    return out
+
+
+def test_ids_behind_more_links_left_by_one_visit_are_read_by_the_next(
+    api, client, sleeps, monkeypatch
+):
+    """Four top-level comments behind one "more" link, two ids a call, one call a visit: the
+    first visit reads the two oldest, the second the other two although they are older than
+    everything read by then, the third asks for nothing. Before, every visit asked for the same
+    first ids of the link, so the others were never read."""
+    monkeypatch.setattr(reddit_module, "_MORE_BATCH", 2)
+    thread = load_recorded("reddit/comments_thread_1cebxh.json")
+    top = _strip_more(thread[1]["data"]["children"])
+    hidden = [c for c in top if not isinstance(c["data"].get("replies"), dict)][-4:]
+    ids = sorted((c["data"]["id"] for c in hidden), key=lambda i: int(i, 36))
+    stub = {
+        "kind": "more",
+        "data": {
+            "count": 4,
+            "name": f"t1_{ids[0]}",
+            "id": ids[0],
+            "parent_id": "t3_1cebxh",
+            "depth": 0,
+            "children": [c["data"]["id"] for c in hidden],  # in the tree's order
+        },
+    }
+    thread[1]["data"]["children"] = [c for c in top if c not in hidden] + [stub]
+    by_id = {c["data"]["id"]: c for c in hidden}
+    for pair in (ids[:2], ids[2:]):
+        things = [{"kind": "t1", "data": {**by_id[i]["data"], "replies": ""}} for i in pair]
+        reply = as_json({"json": {"errors": [], "data": {"things": things}}})
+        api.add("/api/morechildren", reply, children=",".join(pair))
+    watched = Watched(
+        api,
+        client,
+        sleeps,
+        monkeypatch,
+        module=reddit_module,
+        cfg=config(
+            "reddit",
+            api.url,
+            thread_depth=50,
+            thread_size=10_000,
+            options={"subreddits": ["self"], "more_limit": 1},
+        ),
+        thread_id="t3_1cebxh",
+        thread_path=THREAD,
+        created=datetime(2013, 4, 15, 16, 44, 39, tzinfo=UTC),
+        found=FOUND,
+    )
+    api.add("/r/self/new.json", own("reddit_self_new_1cebxh.json"))
+    api.add(THREAD, as_json(thread))
+    first = watched.run()
+    assert {f"t1_{i}" for i in ids[:2]} <= set(first.by_id())
+    assert not {f"t1_{i}" for i in ids[2:]} & set(first.by_id())
+    assert first.cursor["threads"]["t3_1cebxh"]["pending"] == ids[2:]
+    watched.at(FOUND + timedelta(hours=1))
+    second = watched.run(first.cursor)
+    assert sorted(p.external_id for p in second.posts) == [f"t1_{i}" for i in ids[2:]]
+    assert "pending" not in second.cursor["threads"]["t3_1cebxh"]
+    watched.at(FOUND + timedelta(hours=2))
+    third = watched.run(second.cursor)
+    assert third.posts == []
+    calls = [r.params["children"] for r in api.requests_to("/api/morechildren")]
+    assert calls == [",".join(ids[:2]), ",".join(ids[2:])]
