@@ -115,6 +115,19 @@ def fast_bf16() -> bool:
     return bool(re.search(r"\bAuthenticAMD\b", info) and re.search(r"\bavx512_bf16\b", info))
 
 
+def log_loaded(enc: SentenceEncoder, *, concurrent: bool) -> None:
+    """The one log line every backend writes when its encoder is ready."""
+    log.info(
+        "classify.encoder_loaded",
+        encoder=enc.id,
+        backend=enc.backend,
+        precision=enc.precision,
+        threads=enc.threads,
+        concurrent=concurrent,
+        seconds=round(enc.load_seconds, 2),
+    )
+
+
 def hidden_size(model_path: str) -> int:
     """The encoder's embedding width, from its config (no model loaded)."""
     config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
@@ -295,14 +308,7 @@ class Encoder:
                 model = model.to(torch.bfloat16)
             self.model = pooled_module(model)
         self.load_seconds = time.perf_counter() - started
-        log.info(
-            "classify.encoder_loaded",
-            encoder=self.id,
-            precision=self.precision,
-            threads=self.threads,
-            concurrent=self.concurrent,
-            seconds=round(self.load_seconds, 2),
-        )
+        log_loaded(self, concurrent=self.concurrent)
 
     @property
     def bounds_threads(self) -> bool:

@@ -31,6 +31,7 @@ from classify.encoder import (
     cpu_count,
     encoder_id,
     hidden_size,
+    log_loaded,
     pooled_module,
     resolve_model_path,
     version_id,
@@ -259,15 +260,7 @@ class OnnxEncoder:
             self.session = _session(self.onnx_path, session_threads)
         self.tokens = Tokens(self.path, max_tokens)
         self.load_seconds = time.perf_counter() - started
-        log.info(
-            "classify.encoder_loaded",
-            encoder=self.id,
-            backend=self.backend,
-            precision=self.precision,
-            threads=self.threads,
-            concurrent=self.concurrent,
-            seconds=round(self.load_seconds, 2),
-        )
+        log_loaded(self, concurrent=self.concurrent)
 
     @property
     def version_id(self) -> str:

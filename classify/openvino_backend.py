@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import structlog
 
 from classify.batching import SideBySide, Tokens, encode_pooled
 from classify.encoder import (
@@ -32,12 +31,11 @@ from classify.encoder import (
     encoder_id,
     fast_bf16,
     hidden_size,
+    log_loaded,
     resolve_model_path,
     version_id,
 )
 from classify.onnx_backend import ensure_onnx
-
-log = structlog.get_logger(__name__)
 
 OpenVinoPrecision = Literal["bf16", "fp32"]
 
@@ -107,15 +105,7 @@ class OpenVinoEncoder:
         self._model()  # compile now: a graph OpenVINO refuses fails the load, not the first post
         self.tokens = Tokens(self.path, max_tokens)
         self.load_seconds = time.perf_counter() - started
-        log.info(
-            "classify.encoder_loaded",
-            encoder=self.id,
-            backend=self.backend,
-            precision=self.precision,
-            threads=self.threads,
-            concurrent=self.concurrent,
-            seconds=round(self.load_seconds, 2),
-        )
+        log_loaded(self, concurrent=self.concurrent)
 
     def _model(self) -> Any:
         """This process's compiled model (a forked worker compiles its own)."""

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,6 +62,27 @@ def _real_texts(n: int) -> list[str]:
         texts = [e.text for e in load_examples(training_files())]
     rng = np.random.default_rng(7)
     return [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
+
+
+def check_side_by_side(fast: Any, ref: Any, layers: tuple[int, ...]) -> None:
+    """A side-by-side encoder against torch fp32 on real posts, an empty and an over-long one:
+    every layer's pool within cosine 0.999, input order kept, and overlapping requests from
+    several threads each given their own rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [*_real_texts(80), "", "x " * 3000]  # empty and over-long (truncated) as well
+    got = fast.encode_layers(texts, layers=layers)
+    want = ref.encode_layers(texts, layers=layers)
+    k = 1 + len(layers)
+    assert got.shape == want.shape == (len(texts), k * 384)
+    for j in range(k):
+        cos = (got[:, j * 384 : (j + 1) * 384] * want[:, j * 384 : (j + 1) * 384]).sum(1)
+        assert cos.min() >= 0.999, (j, float(cos.min()))
+    assert np.argmax(got[:, :384] @ want[:, :384].T, axis=1).tolist() == list(range(len(texts)))
+    with ThreadPoolExecutor(3) as pool:
+        parts = list(pool.map(lambda i: fast.encode_layers(texts[i::3], layers=layers), range(3)))
+    for i, part in enumerate(parts):
+        np.testing.assert_allclose(part, got[i::3], atol=2e-2)
 
 
 def test_loads_offline_without_torch(cache_dir: Path) -> None:

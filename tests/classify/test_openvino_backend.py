@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pytest
 from classify.encoder import Encoder, resolve_model_path
 from classify.onnx_backend import ensure_onnx
 from classify.openvino_backend import OpenVinoEncoder, default_precision
-from tests.classify.test_onnx_backend import _real_texts, held_out_agreement
+from tests.classify.test_onnx_backend import _real_texts, check_side_by_side, held_out_agreement
 
 pytestmark = pytest.mark.slow
 
@@ -48,23 +47,7 @@ def encoders(cache: Path) -> Iterator[tuple[Encoder, OpenVinoEncoder]]:
 def test_the_embeddings_are_torch_fp32s_in_input_order(encoders) -> None:
     ref, fast = encoders
     assert fast.precision == default_precision() and fast.bounds_threads
-    texts = [*_real_texts(80), "", "x " * 3000]  # empty and over-long (truncated) as well
-    got = fast.encode_layers(texts, layers=(2, 3, 4))
-    want = ref.encode_layers(texts, layers=(2, 3, 4))
-    assert got.shape == want.shape == (len(texts), 4 * 384)
-    for k in range(4):
-        cos = (got[:, k * 384 : (k + 1) * 384] * want[:, k * 384 : (k + 1) * 384]).sum(1)
-        assert cos.min() >= 0.999, (k, float(cos.min()))
-    # Input order survives the length sort and the two streams.
-    assert np.argmax(got[:, :384] @ want[:, :384].T, axis=1).tolist() == list(range(len(texts)))
-    # Overlapping requests from several threads each get their own rows back (each thread has
-    # its own infer request, whose output buffer the next call reuses).
-    with ThreadPoolExecutor(3) as pool:
-        parts = list(
-            pool.map(lambda i: fast.encode_layers(texts[i::3], layers=(2, 3, 4)), range(3))
-        )
-    for i, part in enumerate(parts):
-        np.testing.assert_allclose(part, got[i::3], atol=2e-2)
+    check_side_by_side(fast, ref, layers=(2, 3, 4))
 
 
 def test_it_keeps_the_labels_and_the_scores(encoders) -> None:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from classify import encoder as encoder_mod
 from classify.encoder import Encoder, resolve_backend
 from core.settings import Settings
-from tests.classify.test_onnx_backend import _real_texts, held_out_agreement
+from tests.classify.test_onnx_backend import _real_texts, check_side_by_side, held_out_agreement
 
 pytestmark = pytest.mark.slow
 
@@ -51,22 +51,7 @@ def encoders(trace_cache: Path) -> Iterator[tuple[Encoder, Encoder]]:
 def test_side_by_side_bf16_keeps_the_embeddings_and_the_order(encoders) -> None:
     ref, fast = encoders
     assert fast.concurrent and fast.bounds_threads and not ref.bounds_threads
-    texts = [*_real_texts(80), "", "x " * 3000]  # empty and over-long (truncated) as well
-    got = fast.encode_layers(texts, layers=(3, 4))
-    want = ref.encode_layers(texts, layers=(3, 4))
-    assert got.shape == want.shape == (len(texts), 3 * 384)
-    for k in range(3):
-        cos = (got[:, k * 384 : (k + 1) * 384] * want[:, k * 384 : (k + 1) * 384]).sum(1)
-        assert cos.min() >= 0.999, (k, float(cos.min()))
-    # Input order survives the length sort and the two workers.
-    assert np.argmax(got[:, :384] @ want[:, :384].T, axis=1).tolist() == list(range(len(texts)))
-    # Overlapping requests from several threads each get their own rows back.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(3) as pool:
-        parts = list(pool.map(lambda i: fast.encode_layers(texts[i::3], layers=(3, 4)), range(3)))
-    for i, part in enumerate(parts):
-        np.testing.assert_allclose(part, got[i::3], atol=2e-2)
+    check_side_by_side(fast, ref, layers=(3, 4))
 
 
 def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:

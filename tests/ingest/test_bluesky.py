@@ -281,8 +281,9 @@ def test_a_thread_is_watched_from_the_batch_that_stores_it(api, client, sleeps, 
 def test_a_watched_post_larger_than_thread_size_is_read_on_by_later_runs(
     api, client, sleeps, monkeypatch
 ):
-    """Replies listed out of time order, three posts a read (the hit's two ancestors count in
-    the first): every read takes the oldest replies it has not read yet, so none is left behind.
+    """Five replies join the recorded thread, listed out of time order; three posts a read
+    (the hit's two ancestors count in the first): every read takes the oldest replies it has
+    not read yet, so none is left behind.
     Taken in list order, the second read took 12:30, 12:10 and 12:50, its mark jumped to 12:50,
     and the replies at 12:20 and 12:40 were never read."""
     body = load_recorded(THREAD_FILE)
@@ -295,21 +296,8 @@ def test_a_watched_post_larger_than_thread_size_is_read_on_by_later_runs(
         reply["post"]["indexedAt"] = f"2023-10-20T12:{minute:02d}:00.000Z"
         body["thread"]["replies"].append(reply)
         uris[minute] = uri
-    api.add(SEARCH, own("bluesky_search_thread_hit.json"), q="atrrr")
-    api.add(THREAD, as_json(body), uri=HIT)
-    cfg = config("bluesky", api.url, queries=["atrrr"], thread_depth=5, thread_size=3)
-    watched = Watched(
-        api,
-        client,
-        sleeps,
-        monkeypatch,
-        module=bluesky_module,
-        cfg=cfg,
-        thread_id=HIT,
-        thread_path=THREAD,
-        created=datetime(2023, 10, 20, 12, tzinfo=UTC),
-        found=FOUND,
-    )
+    watched = _watched_post(api, client, sleeps, monkeypatch, as_json(body))
+    watched.cfg = watched.cfg.model_copy(update={"thread_size": 3})
     runs = [watched.run()]
     for hours in (1, 2, 3):
         watched.at(FOUND + timedelta(hours=hours))
