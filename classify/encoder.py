@@ -186,12 +186,19 @@ def load_encoder(settings: Settings, *, precision: Precision = "auto") -> Senten
         from classify.onnx_backend import onnx_cache_dir, user_cache_dir
         from classify.openvino_backend import OpenVinoEncoder
 
-        return OpenVinoEncoder(
-            settings.model_path,
-            precision=None if precision == "auto" else precision,
-            cache_dir=onnx_cache_dir(settings),
-            shared_dir=user_cache_dir(),
-        )
+        try:
+            return OpenVinoEncoder(
+                settings.model_path,
+                precision=None if precision == "auto" else precision,
+                cache_dir=onnx_cache_dir(settings),
+                shared_dir=user_cache_dir(),
+            )
+        except Exception as e:
+            if settings.classifier_backend != "auto":
+                raise  # asked for by name: its error is the answer
+            # "auto" only means the fastest runtime that keeps the labels: torch's bf16 module
+            # is the next one, and the model version in every output says which ran.
+            log.warning("classify.openvino_unavailable", error=str(e)[:500], fallback="torch")
     from classify.graph_cache import user_cache_dir as shared_cache
     from classify.torchscript import cache_dir_of
 

@@ -95,3 +95,32 @@ def test_one_core_runs_in_line_with_the_same_numbers(encoders, cache: Path) -> N
     assert not one.concurrent and one.onnx_path == fast.onnx_path
     texts = _real_texts(12)
     np.testing.assert_allclose(one.encode(texts), fast.encode(texts), atol=1e-5)
+
+
+def test_auto_falls_back_to_torch_where_openvino_fails(monkeypatch, tmp_path: Path) -> None:
+    """A CPU or install where OpenVINO cannot compile: "auto" runs torch's bf16 module instead
+    (and says so in the log and the model version); "openvino" asked for by name fails."""
+    from classify import encoder as encoder_mod
+    from classify import openvino_backend
+    from classify.encoder import load_encoder
+    from core.settings import Settings
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no CPU plugin for this machine")
+
+    monkeypatch.setattr(openvino_backend, "_compile", refuse)
+    zen4 = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    monkeypatch.setattr(encoder_mod, "_cpu_flags", lambda: zen4)
+    auto = Settings(classifier="transformers", data_dir=tmp_path, classifier_backend="auto")
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        enc = load_encoder(auto)  # torch bf16 side by side sets one thread per op
+    finally:
+        torch.set_num_threads(threads)
+    assert enc.backend == "torch" and enc.precision == "bf16"
+    assert enc.version_id == "minilm-l6-torch-bf16"
+    by_name = auto.model_copy(update={"classifier_backend": "openvino"})
+    with pytest.raises(RuntimeError, match="no CPU plugin"):
+        load_encoder(by_name)
