@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,26 @@ def check_side_by_side(fast: Any, ref: Any, layers: tuple[int, ...]) -> None:
         parts = list(pool.map(lambda i: fast.encode_layers(texts[i::3], layers=layers), range(3)))
     for i, part in enumerate(parts):
         np.testing.assert_allclose(part, got[i::3], atol=2e-2)
+
+
+def forked_exit_codes(
+    child: Callable[[], None], n: int, *, timeout: float = 60
+) -> list[int | None]:
+    """Exit codes of ``n`` forked children running ``child`` one after another (killed at the
+    timeout: a negative code is the signal)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    codes = []
+    for _ in range(n):
+        proc = ctx.Process(target=child)
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        codes.append(proc.exitcode)
+    return codes
 
 
 def test_loads_offline_without_torch(cache_dir: Path) -> None:

@@ -8,7 +8,6 @@ precision the host would really run.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,12 @@ import pytest
 from classify.encoder import Encoder, resolve_model_path
 from classify.onnx_backend import ensure_onnx
 from classify.openvino_backend import OpenVinoEncoder, default_precision
-from tests.classify.test_onnx_backend import _real_texts, check_side_by_side, held_out_agreement
+from tests.classify.test_onnx_backend import (
+    _real_texts,
+    check_side_by_side,
+    forked_exit_codes,
+    held_out_agreement,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -69,21 +73,12 @@ def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:
     _, fast = encoders
     texts = _real_texts(20)
     want = fast.encode_layers(texts, layers=(2, 3, 4))  # both streams ran before the fork
-    ctx = multiprocessing.get_context("fork")
 
     def child() -> None:
         got = fast.encode_layers(texts, layers=(2, 3, 4))
         os._exit(0 if np.allclose(got, want, atol=1e-6) else 3)
 
-    codes = []
-    for _ in range(4):
-        proc = ctx.Process(target=child)
-        proc.start()
-        proc.join(60)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        codes.append(proc.exitcode)
+    codes = forked_exit_codes(child, 4)
     assert codes == [0] * 4, codes  # 3: other embeddings; a signal: the child hung or crashed
     # The parent's model and requests still serve it after the forks.
     np.testing.assert_array_equal(fast.encode_layers(texts, layers=(2, 3, 4)), want)

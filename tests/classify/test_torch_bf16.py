@@ -20,7 +20,12 @@ from typer.testing import CliRunner
 from classify import encoder as encoder_mod
 from classify.encoder import Encoder, resolve_backend
 from core.settings import Settings
-from tests.classify.test_onnx_backend import _real_texts, check_side_by_side, held_out_agreement
+from tests.classify.test_onnx_backend import (
+    _real_texts,
+    check_side_by_side,
+    forked_exit_codes,
+    held_out_agreement,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -61,27 +66,18 @@ def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:
     at once crashed about one child in four ("Invalid thread pool!", 15 of 60 in a stress run)
     until the encoder rebuilt it before starting them. Twelve children all pass only with that.
     """
-    import multiprocessing
     import os
 
     ref, fast = encoders
     texts = _real_texts(20)
     ref.encode_layers(texts)  # torch's own thread pool ran in the parent, as in a busy worker
     want = fast.encode_layers(texts, layers=(3, 4))  # the pool's threads run before the fork
-    ctx = multiprocessing.get_context("fork")
 
     def child() -> None:
         got = fast.encode_layers(texts, layers=(3, 4))  # the same request: the same micro-batches
         os._exit(0 if np.array_equal(got, want) else 3)
 
-    codes = []
-    for _ in range(12):
-        proc = ctx.Process(target=child)
-        proc.start()
-        proc.join(60)
-        if proc.is_alive():
-            proc.kill()
-        codes.append(proc.exitcode)
+    codes = forked_exit_codes(child, 12)
     assert codes == [0] * 12, codes  # 3: other embeddings; 1 or a signal: the child crashed
 
 
