@@ -160,3 +160,47 @@ class SideBySide:
         """``fn`` on every batch, longest first so no core is left with a long one at the end."""
         for _ in self._executor().map(fn, batches[::-1]):
             pass
+
+
+class PooledEncoding:
+    """`encode`, `encode_layers`, `token_counts` and `bounds_threads` for an encoder whose
+    `_forward(input_ids, mask)` returns a run's pools of every hidden state: the runs go through
+    `encode_pooled`, side by side in `_pool` when `concurrent`, else on the calling thread."""
+
+    dim: int
+    tokens: Tokens
+    micro_batch: int
+    concurrent: bool
+    _pool: SideBySide
+
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    @property
+    def bounds_threads(self) -> bool:
+        """Every run goes through this encoder's pool, so callers on several threads never
+        oversubscribe the cores and need not take turns."""
+        return self.concurrent
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text after truncation, special tokens included."""
+        return self.tokens.counts(texts)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
+        return self.encode_layers(texts, layers=())
+
+    def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray:
+        """The sentence embedding, then the normalised mean pool of each of `layers` (n, dim*(1+k))."""
+        out = np.zeros((len(texts), self.dim * (1 + len(layers))), dtype=np.float32)
+        if not texts:
+            return out
+        return encode_pooled(
+            texts,
+            layers,
+            out,
+            tokens=self.tokens,
+            micro_batch=self.micro_batch,
+            forward=self._forward,
+            pool=self._pool if self.concurrent else None,
+        )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +23,7 @@ import numpy as np
 import structlog
 
 from classify import graph_cache
-from classify.batching import SideBySide, Tokens, encode_pooled
+from classify.batching import PooledEncoding, SideBySide, Tokens
 from classify.encoder import (
     MAX_TOKENS,
     MICRO_BATCH,
@@ -216,7 +215,7 @@ def _session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-class OnnxEncoder:
+class OnnxEncoder(PooledEncoding):
     """Implements `classify.encoder.SentenceEncoder` on ONNX Runtime; load once per process."""
 
     backend = "onnx"
@@ -266,37 +265,8 @@ class OnnxEncoder:
     def version_id(self) -> str:
         return version_id(self.id, self.backend, self.precision)
 
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Word pieces per text after truncation, special tokens included."""
-        return self.tokens.counts(texts)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
-        return self.encode_layers(texts, layers=())
-
-    @property
-    def bounds_threads(self) -> bool:
-        """Every run goes through this encoder's pool, so callers on several threads never
-        oversubscribe the cores and need not take turns."""
-        return self.concurrent
-
-    def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray:
-        """The sentence embedding, then the normalised mean pool of each of `layers` (n, dim*(1+k))."""
-        n = len(texts)
-        out = np.zeros((n, self.dim * (1 + len(layers))), dtype=np.float32)
-        if not n:
-            return out
-        return encode_pooled(
-            texts,
-            layers,
-            out,
-            tokens=self.tokens,
-            micro_batch=self.micro_batch,
-            forward=lambda ids, mask: self.session.run(
-                ["pooled"], {"input_ids": ids, "attention_mask": mask}
-            )[0],
-            pool=self._pool if self.concurrent else None,
-        )
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> Any:
+        return self.session.run(["pooled"], {"input_ids": input_ids, "attention_mask": mask})[0]
 
 
 def main() -> None:

@@ -17,13 +17,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from classify.batching import SideBySide, Tokens, encode_pooled
+from classify.batching import PooledEncoding, SideBySide, Tokens
 from classify.encoder import (
     MAX_TOKENS,
     MICRO_BATCH,
@@ -69,7 +68,7 @@ def _compile(onnx_path: Path, *, precision: OpenVinoPrecision, streams: int) -> 
     )
 
 
-class OpenVinoEncoder:
+class OpenVinoEncoder(PooledEncoding):
     """Implements `classify.encoder.SentenceEncoder` on OpenVINO; load once per process."""
 
     backend = "openvino"
@@ -136,32 +135,3 @@ class OpenVinoEncoder:
     @property
     def version_id(self) -> str:
         return version_id(self.id, self.backend, self.precision)
-
-    @property
-    def bounds_threads(self) -> bool:
-        """Every run goes through this encoder's pool: callers on several threads need not take
-        turns."""
-        return True
-
-    def token_counts(self, texts: Sequence[str]) -> list[int]:
-        """Word pieces per text after truncation, special tokens included."""
-        return self.tokens.counts(texts)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Sentence embeddings (n, dim) float32: the mean-pooled last layer, in input order."""
-        return self.encode_layers(texts, layers=())
-
-    def encode_layers(self, texts: Sequence[str], *, layers: Sequence[int] = ()) -> np.ndarray:
-        """The sentence embedding, then the normalised mean pool of each of `layers` (n, dim*(1+k))."""
-        out = np.zeros((len(texts), self.dim * (1 + len(layers))), dtype=np.float32)
-        if not texts:
-            return out
-        return encode_pooled(
-            texts,
-            layers,
-            out,
-            tokens=self.tokens,
-            micro_batch=self.micro_batch,
-            forward=self._forward,
-            pool=self._pool,
-        )

@@ -158,7 +158,7 @@ class _Tree:
     newest: Watermark = field(default_factory=Watermark)
     owed: set[str] = field(default_factory=set)
     known: int | None = None
-    top: int | None = None
+    top: str | None = None
 
     def unread(self, comment_id: str) -> bool:
         """Whether no visit has read this comment: newer than any read, or owed."""
@@ -167,8 +167,8 @@ class _Tree:
 
     def read(self, comment_id: str) -> None:
         n = _b36(comment_id)
-        if n is not None and (self.top is None or n > self.top):
-            self.top = n
+        if n is not None and (self.top is None or n > (_b36(self.top) or 0)):
+            self.top = comment_id
 
 
 # Ids a thread keeps owed between visits, oldest first (a viral thread's rest waits for more).
@@ -215,17 +215,7 @@ def _keep_owed(entry: dict[str, Any], tree: _Tree, left: list[str]) -> None:
     if left:
         entry["pending"] = left[:_PENDING_MAX]
     if tree.top is not None:
-        entry["max_id"] = _to_b36(tree.top)
-
-
-def _to_b36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
+        entry["max_id"] = tree.top
 
 
 def _flush(page: Page) -> Iterator[Batch]:

@@ -30,14 +30,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache built here from the packaged weights (never the per-user copy)."""
-    d = tmp_path_factory.mktemp("onnx-cache")
-    ensure_onnx(resolve_model_path(), precision="fp32", cache_dir=d)
-    return d
-
-
-@pytest.fixture(scope="module")
 def onnx_encoder(cache_dir: Path) -> OnnxEncoder:
     return OnnxEncoder(precision="fp32", cache_dir=cache_dir)
 

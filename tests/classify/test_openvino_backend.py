@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classify.encoder import Encoder, resolve_model_path
-from classify.onnx_backend import ensure_onnx
+from classify.encoder import Encoder
 from classify.openvino_backend import OpenVinoEncoder, default_precision
 from tests.classify.test_onnx_backend import (
     _real_texts,
@@ -29,21 +28,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A graph built here from the packaged weights (never the per-user copy)."""
-    d = tmp_path_factory.mktemp("onnx-cache")
-    ensure_onnx(resolve_model_path(), precision="fp32", cache_dir=d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def encoders(cache: Path) -> Iterator[tuple[Encoder, OpenVinoEncoder]]:
+def encoders(cache_dir: Path) -> Iterator[tuple[Encoder, OpenVinoEncoder]]:
     """(torch fp32, OpenVINO side by side)."""
     import torch
 
     threads = torch.get_num_threads()
     try:
-        yield Encoder(precision="fp32"), OpenVinoEncoder(threads=2, cache_dir=cache)
+        yield Encoder(precision="fp32"), OpenVinoEncoder(threads=2, cache_dir=cache_dir)
     finally:
         torch.set_num_threads(threads)
 
@@ -84,9 +75,9 @@ def test_a_worker_forked_after_runs_encodes_the_same(encoders) -> None:
     np.testing.assert_array_equal(fast.encode_layers(texts, layers=(2, 3, 4)), want)
 
 
-def test_one_core_runs_in_line_with_the_same_numbers(encoders, cache: Path) -> None:
+def test_one_core_runs_in_line_with_the_same_numbers(encoders, cache_dir: Path) -> None:
     _, fast = encoders
-    one = OpenVinoEncoder(threads=1, cache_dir=cache)
+    one = OpenVinoEncoder(threads=1, cache_dir=cache_dir)
     assert not one.concurrent and one.onnx_path == fast.onnx_path
     texts = _real_texts(12)
     np.testing.assert_allclose(one.encode(texts), fast.encode(texts), atol=1e-5)

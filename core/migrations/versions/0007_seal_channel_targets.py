@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from core.sealing import current_key, seal_channels, unseal_channels
+from core.sealing import UNSEALABLE, current_key, seal_channels, unseal_channels
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -42,7 +42,7 @@ def downgrade() -> None:
     # Back to plain text: what an older release reads. A value under another key stays sealed.
     def opened(channels: list[dict[str, Any]], *, key: bytes) -> list[dict[str, Any]]:
         return [
-            {k: v for k, v in c.items() if k != 'unsealable'}
+            {k: v for k, v in c.items() if k != UNSEALABLE}
             for c in unseal_channels(channels, key=key)
         ]
 
