@@ -68,6 +68,20 @@ def _compile(onnx_path: Path, *, precision: OpenVinoPrecision, streams: int) -> 
     )
 
 
+def _warm_up(model: Any) -> None:
+    """One inference on this thread before any run side by side.
+
+    The Python binding fills function-local statics (its numpy type tables) on the first copy
+    in or out of a tensor, running Python code while the C++ guard is held. Two threads that
+    both make a first call deadlock: one holds the guard and waits for the GIL, the other
+    holds the GIL and waits for the guard (`classify file` hung in about 1 process start in
+    16 on a 2-core host). Once filled in a process they stay filled, in forked children too.
+    """
+    request = model.create_infer_request()
+    ids = np.zeros((1, 2), dtype=np.int64)
+    request.infer({"input_ids": ids, "attention_mask": np.ones_like(ids)}).to_tuple()[0].copy()
+
+
 class OpenVinoEncoder(PooledEncoding):
     """Implements `classify.encoder.SentenceEncoder` on OpenVINO; load once per process."""
 
@@ -113,6 +127,7 @@ class OpenVinoEncoder(PooledEncoding):
                 if self._compiled is not None:
                     _inherited.append(self._compiled)
                 model = _compile(self.onnx_path, precision=self.precision, streams=self.threads)
+                _warm_up(model)
                 self._compiled = (os.getpid(), model)
             return self._compiled[1]
 
