@@ -253,11 +253,13 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
 def decide(
     proba: np.ndarray, thresholds: np.ndarray, exclusive: Sequence[tuple[int, int]] = ()
 ) -> np.ndarray:
-    """(n, T) bool: each theme at or over its threshold, and of two themes that exclude each
-    other (``exclusive``, column pairs) only the one further over its threshold, in logits.
+    """(n, T) bool: each theme at or over its threshold, and of themes that exclude each other
+    (``exclusive``, column pairs) only those further over their thresholds, in logits.
 
     The heads are fitted one theme at a time; the codebook's exclusions ("praise of a refusal is
-    safety_support, not a refusal complaint") are kept here, where the themes meet.
+    safety_support, not a refusal complaint") are kept here, where the themes meet. Where a
+    post's themes conflict, they are taken from the largest margin down and a theme is dropped
+    only if one already kept excludes it: a theme that lost keeps no other theme out.
     """
     on = proba >= thresholds
     if not exclusive:
@@ -265,11 +267,22 @@ def decide(
     p = np.clip(proba, 1e-7, 1 - 1e-7)
     t = np.clip(thresholds, 1e-7, 1 - 1e-7)
     margin = np.log(p / (1 - p)) - np.log(t / (1 - t))
+    rivals: dict[int, set[int]] = {}
     for a, b in exclusive:
-        both = on[:, a] & on[:, b]
-        a_wins = margin[:, a] >= margin[:, b]
-        on[both & ~a_wins, a] = False
-        on[both & a_wins, b] = False
+        rivals.setdefault(a, set()).add(b)
+        rivals.setdefault(b, set()).add(a)
+    conflict = np.zeros(len(on), dtype=bool)
+    for a, b in exclusive:
+        conflict |= on[:, a] & on[:, b]
+    for i in np.flatnonzero(conflict):
+        kept: set[int] = set()
+        for col in np.argsort(-margin[i], kind="stable"):
+            if not on[i, col]:
+                continue
+            if rivals.get(int(col), set()) & kept:
+                on[i, col] = False
+            else:
+                kept.add(int(col))
     return on
 
 

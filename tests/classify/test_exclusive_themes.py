@@ -21,8 +21,12 @@ def _taxonomy(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_the_shipped_taxonomy_keeps_refusal_complaints_and_safety_support_apart() -> None:
-    assert load_taxonomy().exclusive_pairs == (("refusal_complaint", "safety_support"),)
+def test_the_shipped_taxonomy_keeps_safety_support_apart_from_the_complaints() -> None:
+    pairs = load_taxonomy().exclusive_pairs
+    assert ("refusal_complaint", "safety_support") in pairs
+    assert ("perceived_censorship", "safety_support") in pairs
+    # An author who defends safety work may still move to another assistant.
+    assert not any("switching_intent" in pair for pair in pairs)
 
 
 def test_a_pair_declared_on_both_sides_is_one_pair(tmp_path: Path) -> None:
@@ -55,6 +59,15 @@ def test_decide_keeps_the_theme_further_over_its_threshold_in_logits() -> None:
     ]
     # Without exclusions every theme over its threshold is on: both of the first two rows.
     assert decide(proba, thresholds).tolist()[:2] == [[True, True, True], [True, True, True]]
+
+
+def test_a_theme_that_lost_keeps_no_other_theme_out() -> None:
+    """safety_support excludes both complaints; here it beats the refusal complaint and loses
+    to the censorship one, so it goes and the refusal complaint stays."""
+    thresholds = np.array([0.5, 0.5, 0.5])  # refusal, safety, censorship
+    proba = np.array([[0.6, 0.8, 0.95], [0.6, 0.8, 0.4]])
+    on = decide(proba, thresholds, [(0, 1), (2, 1)])
+    assert on.tolist() == [[True, False, True], [False, True, False]]
 
 
 @pytest.mark.slow
