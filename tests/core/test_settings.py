@@ -17,11 +17,15 @@ def test_default_sources_watch_ai_discourse_without_credentials():
 
 
 def test_credentials_switch_on_bluesky_and_x():
-    s = Settings(bluesky_identifier="me.bsky.social", bluesky_app_password="pw", x_bearer_token="t")
+    # Values no path or default could hold: the data dir's random name once held "pw".
+    password, token = "app-pass-QX7Z-never-shown", "bearer-QX7Z-never-shown"
+    s = Settings(
+        bluesky_identifier="me.bsky.social", bluesky_app_password=password, x_bearer_token=token
+    )
     on = {x.kind: x for x in s.sources if x.enabled}
-    assert on["bluesky"].options["app_password"] == "pw"
-    assert on["x"].options["bearer_token"] == "t"
-    assert "pw" not in repr(s)
+    assert on["bluesky"].options["app_password"] == password
+    assert on["x"].options["bearer_token"] == token
+    assert password not in repr(s) and token not in repr(s)
 
 
 def test_production_refuses_placeholder_secret():
