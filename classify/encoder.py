@@ -44,6 +44,7 @@ class SentenceEncoder(Protocol):
     backend: str
     dim: int
     threads: int
+    concurrent: bool  # runs micro-batches side by side, one core each
     micro_batch: int
     max_tokens: int
     load_seconds: float
@@ -115,7 +116,7 @@ def fast_bf16() -> bool:
     return bool(re.search(r"\bAuthenticAMD\b", info) and re.search(r"\bavx512_bf16\b", info))
 
 
-def log_loaded(enc: SentenceEncoder, *, concurrent: bool) -> None:
+def log_loaded(enc: SentenceEncoder) -> None:
     """The one log line every backend writes when its encoder is ready."""
     log.info(
         "classify.encoder_loaded",
@@ -123,7 +124,7 @@ def log_loaded(enc: SentenceEncoder, *, concurrent: bool) -> None:
         backend=enc.backend,
         precision=enc.precision,
         threads=enc.threads,
-        concurrent=concurrent,
+        concurrent=enc.concurrent,
         seconds=round(enc.load_seconds, 2),
     )
 
@@ -315,7 +316,7 @@ class Encoder:
                 model = model.to(torch.bfloat16)
             self.model = pooled_module(model)
         self.load_seconds = time.perf_counter() - started
-        log_loaded(self, concurrent=self.concurrent)
+        log_loaded(self)
 
     @property
     def bounds_threads(self) -> bool:

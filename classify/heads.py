@@ -268,11 +268,10 @@ def decide(
     t = np.clip(thresholds, 1e-7, 1 - 1e-7)
     margin = np.log(p / (1 - p)) - np.log(t / (1 - t))
     rivals: dict[int, set[int]] = {}
+    conflict = np.zeros(len(on), dtype=bool)
     for a, b in exclusive:
         rivals.setdefault(a, set()).add(b)
         rivals.setdefault(b, set()).add(a)
-    conflict = np.zeros(len(on), dtype=bool)
-    for a, b in exclusive:
         conflict |= on[:, a] & on[:, b]
     for i in np.flatnonzero(conflict):
         kept: set[int] = set()

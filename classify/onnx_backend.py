@@ -259,7 +259,7 @@ class OnnxEncoder(PooledEncoding):
             self.session = _session(self.onnx_path, session_threads)
         self.tokens = Tokens(self.path, max_tokens)
         self.load_seconds = time.perf_counter() - started
-        log_loaded(self, concurrent=self.concurrent)
+        log_loaded(self)
 
     @property
     def version_id(self) -> str:

@@ -118,7 +118,7 @@ class OpenVinoEncoder(PooledEncoding):
         self._model()  # compile now: a graph OpenVINO refuses fails the load, not the first post
         self.tokens = Tokens(self.path, max_tokens)
         self.load_seconds = time.perf_counter() - started
-        log_loaded(self, concurrent=self.concurrent)
+        log_loaded(self)
 
     def _model(self) -> Any:
         """This process's compiled model (a forked worker compiles its own)."""
