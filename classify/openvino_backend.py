@@ -37,6 +37,8 @@ from classify.encoder import (
 from classify.onnx_backend import ensure_onnx
 
 OpenVinoPrecision = Literal["bf16", "fp32"]
+# OpenVINO's names for them (it refuses "fp32": `Supported values: bf16, f16, f32`).
+_HINT: dict[OpenVinoPrecision, str] = {"bf16": "bf16", "fp32": "f32"}
 
 # Models and requests a forked process inherited: never destroyed there, since tearing one down
 # stops threads that exist only in the parent (a segfault in every child, seen in the fork test).
@@ -57,7 +59,7 @@ def _compile(onnx_path: Path, *, precision: OpenVinoPrecision, streams: int) -> 
         core.read_model(str(onnx_path)),
         "CPU",
         {
-            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_PRECISION_HINT": _HINT[precision],
             # One stream per core, one thread per stream: requests from the pool's threads run
             # at once instead of splitting each op over the cores.
             "NUM_STREAMS": streams,

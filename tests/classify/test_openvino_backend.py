@@ -124,6 +124,16 @@ def test_one_core_runs_in_line_with_the_same_numbers(encoders, cache_dir: Path) 
     np.testing.assert_allclose(one.encode(texts), fast.encode(texts), atol=1e-5)
 
 
+def test_fp32_compiles_on_every_host_and_matches_torch_fp32(encoders, cache_dir: Path) -> None:
+    """`--backend openvino` asks for fp32 on a CPU without fast bf16, and a bf16 host never takes
+    that path by default: OpenVINO spells it "f32" and refused "fp32" on a Zen 3 host."""
+    ref, _ = encoders
+    fp32 = OpenVinoEncoder(precision="fp32", threads=1, cache_dir=cache_dir)
+    assert "openvino-fp32" in fp32.version_id
+    texts = _real_texts(12)
+    np.testing.assert_allclose(fp32.encode(texts), ref.encode(texts), atol=1e-4)
+
+
 def test_auto_falls_back_to_torch_where_openvino_fails(monkeypatch, tmp_path: Path) -> None:
     """A CPU or install where OpenVINO cannot compile: "auto" runs torch's bf16 module instead
     (and says so in the log and the model version); "openvino" asked for by name fails."""
