@@ -92,7 +92,7 @@ def load_examples(
     seen: dict[str, str] = {}
     out: list[Example] = []
     for path in paths:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:

@@ -47,8 +47,9 @@ def _load_classifier(model: str, backend: str | None = None) -> Any:
         raise fail(str(e)) from None
 
 
-def _parse_line(line: str) -> Any:
-    """A PostInput from one input line; ValueError says what is wrong with it."""
+def _parse_line(line: str) -> tuple[str | int, Any]:
+    """The line's `id` as written (a string or an integer) and its PostInput; ValueError says
+    what is wrong with the line."""
     from classify.base import PostInput
 
     try:
@@ -68,7 +69,7 @@ def _parse_line(line: str) -> Any:
     if parent is not None and not isinstance(parent, str):
         raise ValueError("`parent_text` is not a string")
     author = obj.get("author_handle")
-    return PostInput(
+    return obj["id"], PostInput(
         id=str(obj["id"]),
         text=text[:MAX_TEXT_CHARS],
         parent_text=parent[:MAX_TEXT_CHARS] if parent else None,
@@ -93,9 +94,9 @@ def _output(path: Path) -> Iterator[IO[str]]:
         raise
 
 
-def _row(p: Any) -> str:
+def _row(given_id: str | int, p: Any) -> str:
     row = {
-        "id": p.id,
+        "id": given_id,  # as the input wrote it: 7 stays 7, "7" stays "7"
         "themes": p.themes,
         "scores": p.scores,
         "products": p.products,
@@ -110,9 +111,10 @@ def _row(p: Any) -> str:
 
 def _batches(
     lines: Iterator[str], batch_size: int, errors: list[tuple[int, str]]
-) -> Iterator[list[Any]]:
-    """Valid posts in input order, `batch_size` at a time; bad lines go to `errors`."""
-    batch: list[Any] = []
+) -> Iterator[list[tuple[str | int, Any]]]:
+    """Valid posts (id as given, PostInput) in input order, `batch_size` at a time; bad lines
+    go to `errors`."""
+    batch: list[tuple[str | int, Any]] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             errors.append((n, "empty line"))
@@ -139,23 +141,25 @@ def classify_stream(
     Python part. Output keeps the input order.
     """
     written, errors = 0, list[tuple[int, str]]()
-    pending: deque[Future[list[Any]]] = deque()
+    pending: deque[tuple[list[str | int], Future[list[Any]]]] = deque()
 
     def drain(keep: int) -> None:
         nonlocal written
         while len(pending) > keep:
-            for p in pending.popleft().result():
-                out.write(_row(p))
+            ids, future = pending.popleft()
+            for given_id, p in zip(ids, future.result(), strict=True):
+                out.write(_row(given_id, p))
                 written += 1
 
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="classify") as pool:
         try:
             for batch in _batches(lines, batch_size, errors):
-                pending.append(pool.submit(classifier.predict, batch))
+                ids = [given_id for given_id, _ in batch]
+                pending.append((ids, pool.submit(classifier.predict, [p for _, p in batch])))
                 drain(keep=1)
             drain(keep=0)
         finally:
-            for f in pending:  # an error or Ctrl-C: do not start what is still queued
+            for _, f in pending:  # an error or Ctrl-C: do not start what is still queued
                 f.cancel()
     return written, errors
 
@@ -192,7 +196,8 @@ def file(
         backend = "auto"  # no database is written: the fastest runtime that keeps the labels
     started = time.perf_counter()
     classifier = _load_classifier(model, backend)
-    with in_path.open(encoding="utf-8", errors="replace") as f, _output(out_path) as out:
+    # utf-8-sig: a byte-order mark (Windows tools write one) is not part of the first line.
+    with in_path.open(encoding="utf-8-sig", errors="replace") as f, _output(out_path) as out:
         written, errors = classify_stream(classifier, f, out, batch_size=batch_size)
     for n, msg in errors:
         typer.echo(f"{in_path}:{n}: skipped: {msg}", err=True)

@@ -40,15 +40,27 @@ def infer_granularity(stamps: list[str]) -> Granularity:
 
 def read_series(path: str | Path) -> tuple[list[str], list[float]]:
     """Timestamps (as written) and values of a CSV with a `timestamp,value` header."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"timestamp", "value"} <= set(reader.fieldnames):
+    # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header.
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if not {"timestamp", "value"} <= set(header):
             raise ValueError(f"{path}: header must be timestamp,value")
+        at, av = header.index("timestamp"), header.index("value")
         stamps, values = [], []
         for row in reader:
-            stamps.append(row["timestamp"])
-            raw = (row["value"] or "").strip()
-            values.append(float(raw) if raw else math.nan)
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line (a trailing one, say) is no row
+            if len(row) <= max(at, av):
+                raise ValueError(f"{path}:{reader.line_num}: expected timestamp,value, got {row}")
+            stamps.append(row[at])
+            raw = row[av].strip()
+            try:
+                values.append(float(raw) if raw else math.nan)
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{reader.line_num}: value {raw!r} is not a number"
+                ) from None
     return stamps, values
 
 

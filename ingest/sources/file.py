@@ -187,7 +187,9 @@ class FileSource:
             if self.format == "csv":
                 header_line = fh.readline()
                 header = next(csv.reader([header_line.decode("utf-8-sig", errors="replace")]), [])
-                offset = max(offset, fh.tell())
+            elif offset == 0 and fh.read(len(_BOM)) != _BOM:
+                fh.seek(0)  # no byte-order mark: the first line starts at byte 0
+            offset = max(offset, fh.tell())
             fh.seek(offset)
             seen: set[str] = set()
             page = Page(source=self.name, seen=seen)
@@ -223,6 +225,11 @@ class FileSource:
                 source=self.name,
             )
         return self._normalize(dict(zip(header, values, strict=True)))
+
+
+# The UTF-8 byte-order mark Windows tools put before the first line (a CSV header drops it by
+# decoding with utf-8-sig); in JSON Lines it would make the first row malformed JSON.
+_BOM = b"\xef\xbb\xbf"
 
 
 def _raise(reason: str) -> Any:

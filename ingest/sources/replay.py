@@ -73,7 +73,7 @@ class ReplaySource:
         start = int(cursor.get("line", 0)) if cursor.get("path") == str(self.path) else 0
         batch = Batch()
         n = 0
-        with self.path.open(encoding="utf-8") as fh:
+        with self.path.open(encoding="utf-8-sig") as fh:  # -sig: a leading BOM is no text
             for n, line in enumerate(fh, start=1):
                 if n <= start or not line.strip():
                     continue

@@ -50,7 +50,7 @@ def test_stream_keeps_order_and_reports_bad_lines() -> None:
     clf, out = Echo(), io.StringIO()
     written, errors = classify_stream(clf, iter(INPUT.splitlines()), out, batch_size=2)
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [r["id"] for r in rows] == ["a", "c", "7", "d"]
+    assert [r["id"] for r in rows] == ["a", "c", 7, "d"]  # ids as written: 7 stays a number
     assert written == 4
     assert [n for n, _ in errors] == [2, 4, 5, 7]
     assert "not JSON" in errors[0][1]
@@ -67,12 +67,22 @@ def test_cli_file_contract_with_rules_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["file", str(src), "-o", str(dst), "--model", "rules"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in dst.read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["a", "c", "7", "d"]
+    assert [r["id"] for r in rows] == ["a", "c", 7, "d"]
     assert rows[0]["products"] == ["claude"]
     assert "refusal_complaint" in rows[0]["themes"]
     assert rows[1]["themes"] == []
     assert ":2: skipped" in result.output and ":7: skipped" in result.output
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_cli_file_reads_past_a_byte_order_mark(tmp_path: Path) -> None:
+    """A file saved as "UTF-8 with BOM" keeps its first line (and `eval` reads such a file too)."""
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    lines = [{"id": "first", "text": "Claude refused again"}, {"id": "second", "text": "hi"}]
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in lines).encode())
+    result = CliRunner().invoke(app, ["file", str(src), "-o", str(dst), "--model", "rules"])
+    assert result.exit_code == 0 and "skipped" not in result.output.split("classified")[0]
+    assert [json.loads(line)["id"] for line in dst.read_text().splitlines()] == ["first", "second"]
 
 
 def test_cli_file_missing_input(tmp_path: Path) -> None:

@@ -37,6 +37,14 @@ def test_load_examples_reports_file_and_line(tmp_path: Path) -> None:
         load_examples([path])
 
 
+def test_load_examples_reads_past_a_byte_order_mark(tmp_path: Path) -> None:
+    """`classify eval LABELED.jsonl` on a file saved as "UTF-8 with BOM" reads its first line."""
+    path = tmp_path / "bom.jsonl"
+    row = {"id": "x1", "text": "it deleted my work", "themes": ["lost_work_claim"]}
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(row) + "\n").encode())
+    assert [(e.id, e.themes) for e in load_examples([path])] == [("x1", ("lost_work_claim",))]
+
+
 def test_splits_are_stable_and_proportioned(tmp_path: Path) -> None:
     rows = [{"id": f"id-{i}", "text": "t", "themes": []} for i in range(2000)]
     examples = load_examples([_write(tmp_path / "d.jsonl", rows)])

@@ -78,6 +78,25 @@ def test_jsonl_with_mapping_quarantine_and_resume(tmp_path, client):
     assert [p.external_id for p in later.posts] == ["5"]
 
 
+def test_a_byte_order_mark_does_not_cost_the_first_row(tmp_path, client):
+    """Windows tools write UTF-8 with a BOM; the first JSON line is a post, not malformed JSON."""
+    path = tmp_path / "posts.jsonl"
+    rows = [
+        {"id": 1, "body": "first", "ts": 1700000000},
+        {"id": 2, "body": "second", "ts": 1700000050},
+    ]
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    cfg = config("file", options={"path": str(path), "mapping": MAPPING})
+    got = drain(build_source(cfg, client=client))
+    assert [p.external_id for p in got.posts] == ["1", "2"] and got.quarantined == []
+    assert got.posts[0].text == "first"
+    assert got.cursor["offset"] == path.stat().st_size
+    _jsonl(path, [{"id": 3, "body": "appended", "ts": 1700000100}])
+    assert [p.external_id for p in drain(build_source(cfg, client=client), got.cursor).posts] == [
+        "3"
+    ]
+
+
 def test_csv_with_quoted_newlines(tmp_path, client):
     path = tmp_path / "posts.csv"
     path.write_text(
@@ -116,3 +135,13 @@ def test_unknown_mapping_field_is_refused(tmp_path, client):
         build_source(
             config("file", options={"path": "x.jsonl", "mapping": {"body": "b"}}), client=client
         )
+
+
+def test_replay_reads_past_a_byte_order_mark(tmp_path):
+    from ingest.sources.replay import ReplaySource
+
+    path = tmp_path / "replay.jsonl"
+    row = {"platform": "x", "external_id": "1", "text": "t", "created_at": "2024-01-01T00:00:00Z"}
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(row) + "\n").encode())
+    (batch,) = list(ReplaySource(name="r", path=path).fetch(cursor={}))
+    assert [p.external_id for p in batch.posts] == ["1"] and batch.quarantined == []

@@ -300,6 +300,21 @@ def test_backtest_csv_matches_the_contract(tmp_path):
     assert any(24 * 21 <= i < 24 * 22 for i in flagged)
 
 
+def test_backtest_reads_a_spreadsheet_csv_and_names_a_bad_row(tmp_path):
+    """Excel's "CSV UTF-8" puts a byte-order mark before the header and ends lines in CRLF; a
+    value that is no number is named with its line, not a bare float() message."""
+    src, out = tmp_path / "excel.csv", tmp_path / "out.csv"
+    body = "".join(f"2024-01-01 {h:02d}:00:00,{h % 3}\r\n" for h in range(24))
+    src.write_bytes(b"\xef\xbb\xbf" + ("Timestamp,Value\r\n" + body).encode())
+    assert run_backtest(src, out)["rows"] == 24
+    with open(out, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == OUT_HEADER and rows[3][:2] == ["2024-01-01 02:00:00", "2"]
+    src.write_text("timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,n/a\n")
+    with pytest.raises(ValueError, match=r"excel\.csv:3: value 'n/a' is not a number"):
+        run_backtest(src, out)
+
+
 def test_a_low_count_rise_does_not_raise_its_own_baseline():
     rng = np.random.default_rng(12)
     n = 24 * 35
