@@ -66,7 +66,11 @@ def parse_example(obj: dict[str, Any], *, known_themes: Iterable[str] | None = N
     """One JSON object to an Example; unknown themes are an error, not silently dropped."""
     if not isinstance(obj.get("id"), str | int) or not isinstance(obj.get("text"), str):
         raise DataError("needs a string `id` and `text`")
-    themes = tuple(obj.get("themes") or ())
+    raw_themes = obj.get("themes") or ()
+    if not isinstance(raw_themes, list | tuple) or not all(isinstance(t, str) for t in raw_themes):
+        raise DataError("`themes` must be a list of theme keys")
+    # "none" is how a labeller writes "no theme" (design.md: it is not an entry of `themes`).
+    themes = tuple(t for t in raw_themes if t != "none")
     if known_themes is not None:
         unknown = set(themes) - set(known_themes)
         if unknown:

@@ -190,6 +190,8 @@ def file(
     """Label every post in a JSON Lines file: one output line per valid input line, same order."""
     if not in_path.is_file():
         raise fail(f"{in_path}: no such file", 2)
+    if str(out_path) != "-" and not out_path.parent.is_dir():
+        raise fail(f"{out_path}: no such directory {str(out_path.parent)!r}", 2)
     if backend not in (None, "auto", "onnx", "openvino", "torch"):
         raise fail(f"--backend {backend!r}: one of auto, onnx, openvino, torch", 2)
     if backend is None and "classifier_backend" not in load_settings().model_fields_set:
@@ -307,11 +309,15 @@ def eval_(
         raise fail("give LABELED.jsonl, --real-dev or --held-out", 2)
     if labeled:
         from classify.training import DataError, load_examples
+        from core.taxonomy import load_taxonomy
 
         if not labeled.is_file():
             raise fail(f"{labeled}: no such file", 2)
         try:
-            examples = load_examples([labeled])
+            # Unknown themes fail with their line: a misspelt key would count as a miss.
+            examples = load_examples(
+                [labeled], known_themes=load_taxonomy(settings.taxonomy_path).theme_keys
+            )
         except DataError as e:
             raise fail(str(e)) from None
         _report(

@@ -85,6 +85,15 @@ def test_cli_file_reads_past_a_byte_order_mark(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in dst.read_text().splitlines()] == ["first", "second"]
 
 
+def test_cli_file_into_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(INPUT + "\n", encoding="utf-8")
+    dst = tmp_path / "no" / "such" / "out.jsonl"
+    result = CliRunner().invoke(app, ["file", str(src), "-o", str(dst), "--model", "rules"])
+    assert result.exit_code == 2 and "no such directory" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_cli_file_missing_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["file", str(tmp_path / "nope.jsonl"), "-o", "-"])
     assert result.exit_code == 2

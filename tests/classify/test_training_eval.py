@@ -45,6 +45,27 @@ def test_load_examples_reads_past_a_byte_order_mark(tmp_path: Path) -> None:
     assert [(e.id, e.themes) for e in load_examples([path])] == [("x1", ("lost_work_claim",))]
 
 
+def test_themes_must_be_a_list_and_none_means_no_theme(tmp_path: Path) -> None:
+    path = _write(tmp_path / "s.jsonl", [{"id": "x1", "text": "t", "themes": "lost_work_claim"}])
+    with pytest.raises(DataError, match=r"s\.jsonl:2: `themes` must be a list"):
+        load_examples([path])  # a bare string would have been read letter by letter
+    path = _write(tmp_path / "n.jsonl", [{"id": "x1", "text": "t", "themes": ["none"]}])
+    assert load_examples([path], known_themes=["lost_work_claim"])[0].themes == ()
+
+
+def test_eval_refuses_a_labeled_file_with_an_unknown_theme(tmp_path: Path) -> None:
+    """A misspelt key fails with its line instead of counting as a miss of the model."""
+    from typer.testing import CliRunner
+
+    from cli.classify import app
+
+    row = {"id": "x1", "text": "it deleted my work", "themes": ["lost_work_clam"]}
+    path = _write(tmp_path / "typo.jsonl", [row])
+    result = CliRunner().invoke(app, ["eval", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "typo.jsonl:2: unknown themes ['lost_work_clam']" in result.output
+
+
 def test_splits_are_stable_and_proportioned(tmp_path: Path) -> None:
     rows = [{"id": f"id-{i}", "text": "t", "themes": []} for i in range(2000)]
     examples = load_examples([_write(tmp_path / "d.jsonl", rows)])
