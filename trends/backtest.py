@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,12 +26,40 @@ OUT_HEADER = ("timestamp", "value", "expected", "score", "alert")
 BACKTEST_BUDGET = 4.0
 
 
-def infer_granularity(stamps: list[str]) -> Granularity:
+def parse_time(stamp: str) -> datetime:
+    """A timestamp as CSV files write them: ISO 8601 (a space or "T", "Z" or an offset, or a date
+    alone; no zone means UTC), or Unix epoch seconds (milliseconds when above 1e11)."""
+    raw = stamp.strip()
+    try:
+        epoch = float(raw)
+    except ValueError:
+        t = datetime.fromisoformat(raw)  # ValueError for what is neither
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    if not math.isfinite(epoch):
+        raise ValueError("not a time")
+    return datetime.fromtimestamp(epoch / 1000 if abs(epoch) > 1e11 else epoch, tz=UTC)
+
+
+def parse_times(stamps: list[str], where: str | Path = "") -> list[datetime]:
+    """Every row's time; a ValueError names the first row (1 = the first after the header)."""
+    out = []
+    for n, stamp in enumerate(stamps, start=1):
+        try:
+            out.append(parse_time(stamp))
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(
+                f"{where}: row {n}: timestamp {stamp!r} is not ISO 8601 "
+                "(2015-02-26 21:42:53, 2015-02-26T21:42:53Z) nor Unix epoch seconds"
+            ) from None
+    return out
+
+
+def infer_granularity(times: list[datetime]) -> Granularity:
     """The finest granularity that holds the series' usual spacing (median step)."""
-    ts = np.array([s.strip().replace(" ", "T")[:19] for s in stamps], dtype="datetime64[s]")
+    ts = np.array([int(t.timestamp()) for t in times], dtype=np.int64)
     if ts.size < 2:
         return "hour"
-    step = float(np.median(np.diff(np.sort(ts)).astype(np.int64)))
+    step = float(np.median(np.diff(np.sort(ts))))
     for g in ("5min", "hour", "day"):
         if step <= BUCKET_SECONDS[g]:
             return g  # type: ignore[return-value]
@@ -92,10 +120,11 @@ def run_backtest(
     A backtest holds to its budget strictly: at most ``budget`` alerts in any 28 days.
     """
     stamps, values = read_series(in_path)
+    times = parse_times(stamps, in_path)
     if granularity == "auto":
-        granularity = infer_granularity(stamps)
+        granularity = infer_granularity(times)
     p = replace(params or DetectorParams(cap="hard"), granularity=granularity, budget=budget)
-    rows = Detector(p).run(stamps, values)
+    rows = Detector(p).run(times, values)
     write_results(out_path, stamps, rows)
     alerts = [r.alert for r in rows if r.alert is not None]
     opened = [a.timestamp for a in alerts]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -313,6 +313,33 @@ def test_backtest_reads_a_spreadsheet_csv_and_names_a_bad_row(tmp_path):
     src.write_text("timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,n/a\n")
     with pytest.raises(ValueError, match=r"excel\.csv:3: value 'n/a' is not a number"):
         run_backtest(src, out)
+
+
+def test_backtest_takes_iso_or_epoch_times_alike_and_names_a_bad_one(tmp_path):
+    """The same series written with "T...Z", a "+02:00" offset or Unix epoch seconds gives the
+    same expected, score and alert columns; a time that is none of these names its row."""
+    n = 24 * 14
+    y = [(i * 7) % 5 + (40 if i == 24 * 12 else 0) for i in range(n)]
+    formats = {
+        "iso": lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "offset": lambda t: t.astimezone(timezone(timedelta(hours=2))).isoformat(),
+        "epoch": lambda t: str(int(t.timestamp())),
+    }
+    columns = {}
+    for name, fmt in formats.items():
+        src, out = tmp_path / f"{name}.csv", tmp_path / f"{name}.out.csv"
+        src.write_text(
+            "timestamp,value\n" + "".join(f"{fmt(t)},{v}\n" for t, v in zip(hours(n), y))
+        )
+        assert run_backtest(src, out)["granularity"] == "hour"
+        with open(out, newline="") as fh:
+            columns[name] = [r[1:] for r in csv.reader(fh)]
+    assert columns["iso"] == columns["offset"] == columns["epoch"]
+    assert sum(int(r[3]) for r in columns["iso"][1:]) >= 1  # the 40-post hour alerts
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,value\n2024-01-01 00:00:00,1\nyesterday,2\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: row 2: timestamp 'yesterday'"):
+        run_backtest(bad, tmp_path / "bad.out.csv")
 
 
 def test_a_low_count_rise_does_not_raise_its_own_baseline():
