@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
+
+from core.posttext import without_lone_surrogates
+
+
+def _clean(item: Any) -> None:
+    """Replace lone surrogates in every text field and the raw payload: one cut emoji in an API
+    response must not fail the batch's insert (and, the cursor not moving, every later one)."""
+    for f in fields(item):
+        value = getattr(item, f.name)
+        if isinstance(value, str | dict | list):
+            object.__setattr__(item, f.name, without_lone_surrogates(value))
 
 
 @dataclass
@@ -30,6 +41,9 @@ class NormalizedPost:
     query: str | None = None
     deleted: bool = False
 
+    def __post_init__(self) -> None:
+        _clean(self)
+
 
 @dataclass
 class Quarantined:
@@ -38,6 +52,9 @@ class Quarantined:
     source: str
     reason: str
     payload: str
+
+    def __post_init__(self) -> None:
+        _clean(self)
 
 
 @dataclass

@@ -94,6 +94,23 @@ def test_cli_file_into_a_missing_directory_is_a_clear_error(tmp_path: Path) -> N
     assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
+def test_cli_file_survives_a_cut_emoji_and_deep_nesting(tmp_path: Path) -> None:
+    """A lone surrogate ("\\ud83d", half an emoji) reads as U+FFFD instead of failing the
+    tokenizer and the output file for the whole run; a line nested past Python's recursion limit
+    is one skipped line."""
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": "cut\ud83d", "text": "Claude refused \ud83d"}, {"id": "ok", "text": "fine"}]
+    src.write_text(
+        "[" * 100_000 + "\n" + "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    result = CliRunner().invoke(app, ["file", str(src), "-o", str(dst), "--model", "rules"])
+    assert result.exit_code == 0, result.output
+    assert ":1: skipped: not JSON (nested too deep)" in result.output
+    out = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in out] == ["cut\ufffd", "ok"]
+    assert "refusal_complaint" in out[0]["themes"]
+
+
 def test_cli_file_missing_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["file", str(tmp_path / "nope.jsonl"), "-o", "-"])
     assert result.exit_code == 2

@@ -95,3 +95,32 @@ def test_ingest_once_stores_exactly_what_was_served_and_twice_adds_nothing(
 def test_unknown_source_is_a_clear_error(settings, hn_config):
     r = _cli(hn_config, settings, "ingest", "once", "nope")
     assert r.returncode == 1 and "no source named 'nope'" in r.stderr
+
+
+def test_a_cut_emoji_costs_neither_its_post_nor_the_batch(settings, session, tmp_path):
+    """JSON's "\\ud83d" (half of an emoji cut by a length limit) decodes to a lone surrogate, which
+    UTF-8 cannot encode: the batch's insert failed, the cursor never moved and every later run
+    failed the same way. Now it reads as U+FFFD, in the post, its author and a quarantined line."""
+    data = tmp_path / "posts.jsonl"
+    rows = [
+        {"id": "1", "body": "Claude cut \ud83d", "ts": 1700000000, "user": {"name": "a\udc00"}},
+        {"id": "2", "body": "fine", "ts": 1700000001, "user": {"name": "b"}},
+    ]
+    data.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "3", "body": "\\ud83d broken\n'
+    )
+    cfg = tmp_path / "undertow.toml"
+    mapping = 'external_id = "id", text = "body", created_at = "ts", author_handle = "user.name"'
+    cfg.write_text(
+        f'[[sources]]\nname = "f"\nkind = "file"\n'
+        f'options = {{ path = "{data}", mapping = {{ {mapping} }} }}\n'
+    )
+    first = _cli(cfg, settings, "ingest", "once", "f")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["inserted"] == 2
+    stored = dict(session.execute(sa.select(Post.external_id, Post.text)).all())
+    assert stored == {"1": "Claude cut \ufffd", "2": "fine"}
+    (q,) = session.scalars(sa.select(Quarantine)).all()
+    assert "broken" in q.payload
+    again = _cli(cfg, settings, "ingest", "once", "f")
+    assert again.returncode == 0 and json.loads(again.stdout)["inserted"] == 0
