@@ -51,11 +51,11 @@ def _parse_line(line: str) -> tuple[str | int, Any]:
     """The line's `id` as written (a string or an integer) and its PostInput; ValueError says
     what is wrong with the line."""
     from classify.base import PostInput
-    from core.posttext import without_lone_surrogates
+    from core.posttext import storable
 
     try:
         # A cut emoji ("\ud83d") would fail the tokenizer and the output file for every line.
-        obj = without_lone_surrogates(json.loads(line))
+        obj = storable(json.loads(line))
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at column {e.colno})") from None
     except RecursionError:

@@ -7,16 +7,16 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.posttext import without_lone_surrogates
+from core.posttext import storable
 
 
 def _clean(item: Any) -> None:
-    """Replace lone surrogates in every text field and the raw payload: one cut emoji in an API
+    """Make every text field and the raw payload `storable`: one cut emoji or NUL in an API
     response must not fail the batch's insert (and, the cursor not moving, every later one)."""
     for f in fields(item):
         value = getattr(item, f.name)
         if isinstance(value, str | dict | list):
-            object.__setattr__(item, f.name, without_lone_surrogates(value))
+            object.__setattr__(item, f.name, storable(value))
 
 
 @dataclass

@@ -97,17 +97,19 @@ def test_unknown_source_is_a_clear_error(settings, hn_config):
     assert r.returncode == 1 and "no source named 'nope'" in r.stderr
 
 
-def test_a_cut_emoji_costs_neither_its_post_nor_the_batch(settings, session, tmp_path):
+def test_a_cut_emoji_or_a_nul_costs_neither_its_post_nor_the_batch(settings, session, tmp_path):
     """JSON's "\\ud83d" (half of an emoji cut by a length limit) decodes to a lone surrogate, which
-    UTF-8 cannot encode: the batch's insert failed, the cursor never moved and every later run
-    failed the same way. Now it reads as U+FFFD, in the post, its author and a quarantined line."""
+    UTF-8 cannot encode, and PostgreSQL refuses NUL in any text or JSON column (here in a field
+    kept only in the raw payload): the batch's insert failed, the cursor never moved and every
+    later run failed the same way. Both now read as U+FFFD, in posts, raw payloads, authors and
+    quarantined lines."""
     data = tmp_path / "posts.jsonl"
     rows = [
         {"id": "1", "body": "Claude cut \ud83d", "ts": 1700000000, "user": {"name": "a\udc00"}},
-        {"id": "2", "body": "fine", "ts": 1700000001, "user": {"name": "b"}},
+        {"id": "2", "body": "fine", "ts": 1700000001, "user": {"name": "b"}, "extra": "x\u0000"},
     ]
     data.write_text(
-        "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "3", "body": "\\ud83d broken\n'
+        "".join(json.dumps(r) + "\n" for r in rows) + '{"id": "3", "body": "\\ud83d broken\0\n'
     )
     cfg = tmp_path / "undertow.toml"
     mapping = 'external_id = "id", text = "body", created_at = "ts", author_handle = "user.name"'
@@ -120,7 +122,9 @@ def test_a_cut_emoji_costs_neither_its_post_nor_the_batch(settings, session, tmp
     assert json.loads(first.stdout)["inserted"] == 2
     stored = dict(session.execute(sa.select(Post.external_id, Post.text)).all())
     assert stored == {"1": "Claude cut \ufffd", "2": "fine"}
+    raw = dict(session.execute(sa.select(Post.external_id, Post.raw)).all())
+    assert raw["2"]["extra"] == "x\ufffd" and raw["1"]["user"]["name"] == "a\ufffd"
     (q,) = session.scalars(sa.select(Quarantine)).all()
-    assert "broken" in q.payload
+    assert "broken\ufffd" in q.payload
     again = _cli(cfg, settings, "ingest", "once", "f")
     assert again.returncode == 0 and json.loads(again.stdout)["inserted"] == 0
