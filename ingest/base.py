@@ -10,13 +10,14 @@ from typing import Any, Protocol
 from core.posttext import storable
 
 
-def _clean(item: Any) -> None:
-    """Make every text field and the raw payload `storable`: one cut emoji or NUL in an API
+def _clean(item: Any, names: tuple[str, ...]) -> None:
+    """Make the text fields and the raw payload `storable`: one cut emoji or NUL in an API
     response must not fail the batch's insert (and, the cursor not moving, every later one)."""
-    for f in fields(item):
-        value = getattr(item, f.name)
-        if isinstance(value, str | dict | list):
-            object.__setattr__(item, f.name, storable(value))
+    for name in names:
+        value = getattr(item, name)
+        clean = storable(value)
+        if clean is not value:
+            setattr(item, name, clean)
 
 
 @dataclass
@@ -42,7 +43,13 @@ class NormalizedPost:
     deleted: bool = False
 
     def __post_init__(self) -> None:
-        _clean(self)
+        _clean(self, _POST_TEXT)
+
+
+# Every field that holds text from outside (engagement's keys are the adapters' own names).
+_POST_TEXT = tuple(
+    f.name for f in fields(NormalizedPost) if f.name not in ("created_at", "engagement", "deleted")
+)
 
 
 @dataclass
@@ -54,7 +61,7 @@ class Quarantined:
     payload: str
 
     def __post_init__(self) -> None:
-        _clean(self)
+        _clean(self, ("source", "reason", "payload"))
 
 
 @dataclass
