@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tomllib
 from typing import Any
 
 import typer
 from pydantic import ValidationError
 
 from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import CONFIG_ENV, Settings, get_settings
+
+
+def config_problem(e: BaseException) -> str | None:
+    """What is wrong with the configuration, if `e` says so (a setting that does not validate,
+    a config file that is not TOML); None for any other error."""
+    if isinstance(e, ValidationError) and e.title == Settings.__name__:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(settings)"
+            lines.append(f"  {loc} (env UNDERTOW_{loc.upper().replace('.', '__')}): {err['msg']}")
+        return "invalid configuration:\n" + "\n".join(lines)
+    if isinstance(e, tomllib.TOMLDecodeError):
+        path = os.environ.get(CONFIG_ENV) or "undertow.toml"
+        return f"invalid configuration: {path} is not valid TOML: {e}"
+    return None
 
 
 def load_settings() -> Settings:
     """Settings, or exit 2 with a message naming each bad setting."""
     try:
         settings = get_settings()
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(settings)"
-            lines.append(f"  {loc} (env UNDERTOW_{loc.upper().replace('.', '__')}): {err['msg']}")
-        typer.echo("undertow: invalid configuration:\n" + "\n".join(lines), err=True)
+    except (ValidationError, tomllib.TOMLDecodeError) as e:
+        problem = config_problem(e)
+        if problem is None:
+            raise
+        typer.echo(f"undertow: {problem}", err=True)
         raise typer.Exit(2) from None
     except FileNotFoundError as e:
         typer.echo(f"undertow: {e}", err=True)

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from cli import db, ingest, keys, report, trends
-from cli.common import load_settings
+from cli.common import config_problem, load_settings
 from cli.run import run
 from core.settings import CONFIG_ENV
 
@@ -19,13 +19,19 @@ EXIT_STORAGE = 74
 
 
 class _App(typer.Typer):
-    """The CLI, turning a database that cannot be written into one clear line and exit code."""
+    """The CLI, turning a database that cannot be written, or a configuration that does not
+    load wherever a command first reads it, into one clear line and exit code."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
         except Exception as e:
             from core.db import storage_failure
+
+            problem = config_problem(e)
+            if problem is not None:
+                typer.echo(f"undertow: {problem}", err=True)
+                sys.exit(2)
 
             reason = storage_failure(e)
             if reason is None:

@@ -70,6 +70,25 @@ def test_bad_config_file_value_is_named(tmp_path):
     assert "sources.0.interval_s" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[[sources]\nname = "x"\n', "is not valid TOML: Expected ']]'"),
+        ('[[sources]]\nname = "x"\nkind = "nope"\n', "sources.0.kind"),
+        ('[[sources]]\nname = "x"\nkind = "reddit"\nqueries = "claude"\n', "sources.0.queries"),
+    ],
+)
+@pytest.mark.parametrize("command", [["ingest", "once", "x"], ["alerts", "rules", "list"]])
+def test_a_bad_config_file_is_one_clear_line_in_every_command(tmp_path, text, needle, command):
+    """Commands that read the settings themselves (not through load_settings) printed a
+    traceback for these; a file that is not TOML did so everywhere."""
+    cfg = tmp_path / "undertow.toml"
+    cfg.write_text(text)
+    r = _cli("--config", str(cfg), *command)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
 def test_keys_create_prints_the_key_alone_last(settings):
     env = {"UNDERTOW_DATABASE_URL": settings.sqlalchemy_url}
     r = _cli("keys", "create", "--scope", "read", "--name", "cli-test", env=env)
