@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import typer
 
-from cli.common import fail, load_settings
+from cli.common import atomic_output, check_output_dir, fail, load_settings
 
 app = typer.Typer(
     help="Classify posts: label files, train and evaluate the model, sweep and reclassify.",
@@ -88,14 +88,8 @@ def _output(path: Path) -> Iterator[IO[str]]:
     if str(path) == "-":
         yield sys.stdout
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            yield f
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as f:
+        yield f
 
 
 def _row(given_id: str | int, p: Any) -> str:
@@ -194,8 +188,7 @@ def file(
     """Label every post in a JSON Lines file: one output line per valid input line, same order."""
     if not in_path.is_file():
         raise fail(f"{in_path}: no such file", 2)
-    if str(out_path) != "-" and not out_path.parent.is_dir():
-        raise fail(f"{out_path}: no such directory {str(out_path.parent)!r}", 2)
+    check_output_dir(out_path)
     if backend not in (None, "auto", "onnx", "openvino", "torch"):
         raise fail(f"--backend {backend!r}: one of auto, onnx, openvino, torch", 2)
     if backend is None and "classifier_backend" not in load_settings().model_fields_set:

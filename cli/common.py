@@ -6,7 +6,10 @@ import json
 import os
 import sys
 import tomllib
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
 
 import typer
 from pydantic import ValidationError
@@ -60,3 +63,23 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+def check_output_dir(path: Path | None) -> None:
+    """Exit 2 before any work when OUT's folder does not exist ("-" and None are stdout)."""
+    if path is not None and str(path) != "-" and not path.parent.is_dir():
+        raise fail(f"{path}: no such directory {str(path.parent)!r}", 2)
+
+
+@contextmanager
+def atomic_output(path: Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """A temp file beside `path`, renamed over it only when the block ends without an error:
+    a failed or interrupted run leaves no partial OUT and keeps an earlier one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("wb") if binary else tmp.open("w", encoding="utf-8") as f:
+            yield f
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import typer
 
-from cli.common import fail, is_tty, load_settings
+from cli.common import atomic_output, check_output_dir, fail, is_tty, load_settings
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -42,6 +42,7 @@ def export(
     )
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         raise fail("parquet is binary: write it to a file with -o", 2)
+    check_output_dir(output)
     n = 0
     progress: Any = None
     task: Any = None
@@ -67,7 +68,7 @@ def export(
 
             progress = Progress(console=Console(stderr=True))
             task = progress.add_task("exporting", total=count_rows(engine=engine, filters=filters))
-        sink: Any = output.open("wb") if output else nullcontext(sys.stdout.buffer)
+        sink: Any = atomic_output(output, binary=True) if output else nullcontext(sys.stdout.buffer)
         with sink as fh, progress if progress is not None else nullcontext():
             out: BinaryIO = fh
             for chunk in chunks:

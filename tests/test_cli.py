@@ -99,3 +99,9 @@ def test_keys_create_prints_the_key_alone_last(settings):
     assert "cli-test" in listed and last not in listed
     bad = _cli("keys", "create", "--scope", "root", "--name", "x", env=env)
     assert bad.returncode == 2 and "unknown scope" in bad.stderr
+
+
+def test_export_into_a_missing_directory_is_a_clear_error(tmp_path):
+    r = _cli("export", "-o", str(tmp_path / "no" / "out.csv"))
+    assert r.returncode == 2 and "no such directory" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
