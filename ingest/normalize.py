@@ -9,10 +9,10 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from core.logging import get_logger
+from core.timeparse import read_time
 from ingest.base import NormalizedPost, Quarantined
 
 log = get_logger(__name__)
@@ -21,7 +21,6 @@ MAX_PAYLOAD_CHARS = 1_000_000
 # Times outside this range are data errors, not posts.
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _LATEST_SKEW = timedelta(days=2)
-_FRACTION = re.compile(r"(\.\d{1,6})\d*")
 
 
 class ItemError(ValueError):
@@ -40,39 +39,12 @@ def _check_range(dt: datetime, raw: object) -> datetime:
 
 
 def parse_time(value: object) -> datetime:
-    """A timezone-aware UTC datetime from epoch seconds/ms, ISO 8601 or RFC 822; else ItemError."""
-    if isinstance(value, bool) or value is None:
-        raise ItemError(f"no time: {value!r:.60}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ItemError(f"bad epoch: {value!r}")
-        seconds = value / 1000 if abs(value) > 100_000_000_000 else value
-        try:
-            dt = datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError) as e:
-            raise ItemError(f"bad epoch: {value!r}") from e
-        return _check_range(dt, value)
-    if not isinstance(value, str):
-        raise ItemError(f"time is a {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise ItemError("empty time")
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        return parse_time(float(text))
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    # fromisoformat takes at most six fractional digits; some servers send nine.
-    iso = _FRACTION.sub(r"\1", iso, count=1)
-    parsed: datetime | None
+    """A timezone-aware UTC datetime from epoch seconds/ms, ISO 8601 or RFC 822, within the
+    range a post can have; else ItemError."""
     try:
-        parsed = datetime.fromisoformat(iso)
-    except ValueError:
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            parsed = None
-    if parsed is None:
-        raise ItemError(f"unreadable time: {text!r:.60}")
-    dt = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        dt = read_time(value)
+    except ValueError as e:
+        raise ItemError(str(e)) from e
     return _check_range(dt, value)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from core.timeparse import read_time
 from trends.spikes import (
     BUCKET_SECONDS,
     BUDGET_DAYS,
@@ -26,27 +27,13 @@ OUT_HEADER = ("timestamp", "value", "expected", "score", "alert")
 BACKTEST_BUDGET = 4.0
 
 
-def parse_time(stamp: str) -> datetime:
-    """A timestamp as CSV files write them: ISO 8601 (a space or "T", "Z" or an offset, or a date
-    alone; no zone means UTC), or Unix epoch seconds (milliseconds when above 1e11)."""
-    raw = stamp.strip()
-    try:
-        epoch = float(raw)
-    except ValueError:
-        t = datetime.fromisoformat(raw)  # ValueError for what is neither
-        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-    if not math.isfinite(epoch):
-        raise ValueError("not a time")
-    return datetime.fromtimestamp(epoch / 1000 if abs(epoch) > 1e11 else epoch, tz=UTC)
-
-
 def parse_times(stamps: list[str], where: str | Path = "") -> list[datetime]:
     """Every row's time; a ValueError names the first row (1 = the first after the header)."""
     out = []
     for n, stamp in enumerate(stamps, start=1):
         try:
-            out.append(parse_time(stamp))
-        except (ValueError, OverflowError, OSError):
+            out.append(read_time(stamp))
+        except ValueError:
             raise ValueError(
                 f"{where}: row {n}: timestamp {stamp!r} is not ISO 8601 "
                 "(2015-02-26 21:42:53, 2015-02-26T21:42:53Z) nor Unix epoch seconds"
