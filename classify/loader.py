@@ -60,3 +60,28 @@ def current_version(settings: Settings | None = None) -> str:
         heads_hash=load_artifact(DEFAULT_ARTIFACT).content_hash,
         taxonomy_digest=taxonomy.digest,
     )
+
+
+_thresholds: dict[tuple[object, ...], dict[str, float]] = {}
+
+
+def decision_thresholds(settings: Settings | None = None) -> dict[str, float]:
+    """Each theme's decision threshold on its score, for the configured classifier (cached).
+
+    The trained heads' per-theme thresholds; 0.5 for the rules, whose scores are 0.9 or 0.05.
+    """
+    s = settings or get_settings()
+    key = _key(s)
+    if key not in _thresholds:
+        from core.taxonomy import load_taxonomy
+
+        themes = load_taxonomy(s.taxonomy_path).theme_keys
+        if s.classifier != "transformers":
+            _thresholds[key] = dict.fromkeys(themes, 0.5)
+        else:
+            from classify.artifacts import DEFAULT_ARTIFACT, load_artifact
+
+            art = load_artifact(DEFAULT_ARTIFACT)
+            values = [float(v) for v in art.arrays["thresholds"]]
+            _thresholds[key] = dict(zip(art.meta["themes"], values, strict=True))
+    return _thresholds[key]

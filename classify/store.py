@@ -73,17 +73,19 @@ def refresh_tags_many(*, session: Session, posts: list[Post]) -> None:
         session.execute(sa.insert(TAG), rows)
 
 
-def _parents(session: Session, posts: list[Post]) -> dict[tuple[str, str], str]:
-    keys = {(p.platform, p.parent_external_id) for p in posts if p.parent_external_id}
-    if not keys:
-        return {}
-    stmt = sa.select(POST.c.platform, POST.c.external_id, POST.c.title, POST.c.text).where(
-        sa.tuple_(POST.c.platform, POST.c.external_id).in_(list(keys))
-    )
-    return {
-        (pl, ext): classify_text(title=title, text=text)
-        for pl, ext, title, text in session.execute(stmt)
-    }
+def parent_texts(
+    session: Session, keys: set[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], str]:
+    """The classify text of each (platform, external id) parent that is stored."""
+    wanted = sorted((p, e) for p, e in keys if e)
+    out: dict[tuple[str, str | None], str] = {}
+    for start in range(0, len(wanted), 500):  # bound the IN list on any backend
+        stmt = sa.select(POST.c.platform, POST.c.external_id, POST.c.title, POST.c.text).where(
+            sa.tuple_(POST.c.platform, POST.c.external_id).in_(wanted[start : start + 500])
+        )
+        for platform, ext, title, text in session.execute(stmt):
+            out[(platform, ext)] = classify_text(title=title, text=text)
+    return out
 
 
 def classify_posts(
@@ -105,7 +107,7 @@ def classify_posts(
         )
     }
     todo = [p for p in posts if (p.id, p.text_hash) not in done]
-    parents = _parents(session, todo)
+    parents = parent_texts(session, {(p.platform, p.parent_external_id) for p in todo})
     inputs = [
         PostInput(
             id=str(p.id),

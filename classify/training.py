@@ -151,6 +151,7 @@ class TrainResult:
     seconds: float
     n_real: int = 0
     real_note: str = ""
+    n_reviewed: int = 0
 
 
 def _snippet(text: str) -> str:
@@ -196,12 +197,15 @@ def train(
     registry: dict[str, str] | None = None,
     include_test: bool = False,
     shared_dir: Path | None = None,
+    reviewed: Sequence[Example] = (),
 ) -> TrainResult:
     """Fit on train+val (thresholds from out-of-fold scores), keep test unseen, save atomically.
 
     With `shared_dir`, the real posts of `data/train_real_labels.jsonl` join the fit set (their
     texts are read from there; where the folder is absent, training goes on without them). They
     never join the held-out split, and neither their words nor their texts go into the artifact.
+    `reviewed` (the fit part of `classify.reviewed.reviewed_examples`) joins the fit set on the
+    same terms.
     """
     started = time.perf_counter()
     themes = taxonomy.theme_keys
@@ -219,7 +223,7 @@ def train(
         except FileNotFoundError as e:
             real_note = f"real training posts skipped ({e}); written examples only"
             log.warning("classify.real_train_skipped", reason=str(e))
-    fit_set = written + real
+    fit_set = written + real + list(reviewed)
     y = label_matrix(fit_set, themes)
     posts = [e.as_post() for e in fit_set]
     x, emb = featurize(encoder, posts, registry=registry)
@@ -242,6 +246,7 @@ def train(
             "training": {
                 "n_fit": len(fit_set),
                 "n_real": len(real),
+                "n_reviewed": len(reviewed),
                 "n_test_held_out": 0 if include_test else len(splits["test"]),
                 "data_digest": _data_digest(fit_set),
                 "emb_c": report.emb_c,
@@ -263,7 +268,15 @@ def train(
         seconds=round(seconds, 1),
     )
     return TrainResult(
-        out, digest, len(fit_set), len(splits["test"]), report, seconds, len(real), real_note
+        out,
+        digest,
+        len(fit_set),
+        len(splits["test"]),
+        report,
+        seconds,
+        len(real),
+        real_note,
+        len(reviewed),
     )
 
 

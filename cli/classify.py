@@ -219,6 +219,11 @@ def train(
     include_test: bool = typer.Option(
         False, help="Also fit on the held-out test split (final release)."
     ),
+    reviewed: bool = typer.Option(
+        False,
+        "--reviewed",
+        help="Also fit on the posts reviewed in the database (85%; the rest stays held out).",
+    ),
 ) -> None:
     """Fit the theme heads on the training set, report the held-out split, save the artifact."""
     settings = load_settings()
@@ -229,6 +234,12 @@ def train(
     from core.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(settings.taxonomy_path)
+    fit_reviewed: list[Any] = []
+    if reviewed:
+        from classify.reviewed import fit_part
+
+        examples = _reviewed_posts(settings, taxonomy.theme_keys)
+        fit_reviewed = fit_part(examples)
     try:
         result = run_training(
             # The fp32 reference on every host: the same data gives the same heads anywhere.
@@ -239,6 +250,7 @@ def train(
             registry=settings.brand_accounts,
             include_test=include_test,
             shared_dir=settings.shared_dir,
+            reviewed=fit_reviewed,
         )
     except DataError as e:
         raise fail(str(e)) from None
@@ -248,6 +260,11 @@ def train(
         f"out-of-fold macro F1 {result.fit.oof_macro_f1:.3f}, {result.seconds:.0f}s"
     )
     typer.echo(f"  training data: {result.real_note}")
+    if reviewed:
+        typer.echo(
+            f"  reviewed posts: {result.n_reviewed} fit, "
+            f"{len(examples) - len(fit_reviewed)} held out for `classify eval --reviewed`"
+        )
     for theme, stats in result.fit.per_theme.items():
         typer.echo(
             f"  {theme:<26} threshold {stats['threshold']:.3f}  val P {stats['precision']:.2f} "
@@ -269,6 +286,46 @@ def _eval_held_out(settings: Any) -> None:
         [e.as_post() for e in examples],
         [set(e.themes) for e in examples],
         title=f"project held-out split ({len(examples)} posts)",
+    )
+
+
+def _reviewed_posts(settings: Any, themes: Any) -> list[Any]:
+    """Every reviewed post on its current text, from the configured database (exit 2 if down)."""
+    import sqlalchemy as sa
+
+    from classify.reviewed import reviewed_examples
+    from core.db import session_scope
+
+    try:
+        with session_scope(settings) as session:
+            examples, stale = reviewed_examples(session, themes)
+    except sa.exc.SQLAlchemyError as e:
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        raise fail(f"cannot read reviewed posts from the database: {reason}", 2) from None
+    if stale:
+        typer.echo(
+            f"  {stale} reviewed posts left out: their label was made on an earlier text", err=True
+        )
+    return examples
+
+
+def _eval_reviewed(settings: Any) -> None:
+    from classify.reviewed import held_out
+    from core.taxonomy import load_taxonomy
+
+    examples = _reviewed_posts(settings, load_taxonomy(settings.taxonomy_path).theme_keys)
+    unseen = held_out(examples)
+    if not unseen:
+        typer.echo(
+            f"no reviewed post is held out yet ({len(examples)} reviewed; about 15% of them, "
+            "chosen by a hash of the post, are kept out of every fit)",
+            err=True,
+        )
+        return
+    _report(
+        [e.as_post() for e in unseen],
+        [set(e.themes) for e in unseen],
+        title=f"reviewed posts held out ({len(unseen)} of {len(examples)} reviewed)",
     )
 
 
@@ -299,11 +356,14 @@ def eval_(
         False, "--real-dev", help="The real dev set (texts from shared_dir)."
     ),
     held_out: bool = typer.Option(False, "--held-out", help="The project's held-out test split."),
+    reviewed: bool = typer.Option(
+        False, "--reviewed", help="The reviewed posts in the database that no fit sees."
+    ),
 ) -> None:
     """Per-theme precision, recall, F1 and support, micro/macro F1, confusions; rules beside."""
     settings = load_settings()
-    if not (labeled or real_dev or held_out):
-        raise fail("give LABELED.jsonl, --real-dev or --held-out", 2)
+    if not (labeled or real_dev or held_out or reviewed):
+        raise fail("give LABELED.jsonl, --real-dev, --held-out or --reviewed", 2)
     if labeled:
         from classify.training import DataError, load_examples
         from core.taxonomy import load_taxonomy
@@ -324,6 +384,8 @@ def eval_(
         )
     if held_out:
         _eval_held_out(settings)
+    if reviewed:
+        _eval_reviewed(settings)
     if real_dev:
         from classify.base import PostInput
         from classify.devset import load_real_dev

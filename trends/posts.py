@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -195,6 +196,72 @@ def list_posts(
         encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     )
     return {"items": items, "next_cursor": nxt}
+
+
+# How many of the newest matching posts the review queue ranks: bounded work per request.
+REVIEW_SCAN = 5000
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def review_queue(
+    *,
+    session: Session,
+    taxonomy: Taxonomy,
+    model_version: str,
+    thresholds: dict[str, float],
+    theme: str | None = None,
+    product: str | None = None,
+    platform: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    with_handle: bool = False,
+) -> dict[str, Any]:
+    """Posts no one has reviewed that the model is least sure of: the ones worth a reviewer's time.
+
+    Among the newest REVIEW_SCAN posts that match the filters, carry no human label and were
+    classified by ``model_version``, a post's margin is how far its score lies from a theme's
+    threshold, in log-odds, at its closest theme (or at ``theme`` alone: then the post need not
+    carry it, since the ones just below the threshold are the model's likely misses). Smallest
+    margin first; each item says which theme, its score and the threshold.
+    """
+    validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
+    stmt = (
+        filtered_query(product=product, platform=platform, since=since, until=until)
+        .where(POST.c.label_id.is_(None), CLS.c.model_version == model_version)
+        .order_by(POST.c.created_at.desc(), POST.c.id.desc())
+        .limit(REVIEW_SCAN)
+    )
+    rows = list(session.execute(stmt))
+    keys = [theme] if theme else [t for t in taxonomy.theme_keys if t in thresholds]
+    cut = {t: _logit(thresholds[t]) for t in keys if t in thresholds}
+    ranked = []
+    for row in rows:
+        scores = row.scores or {}
+        margins = [
+            (abs(_logit(float(scores[t])) - cut[t]), t)
+            for t in cut
+            if isinstance(scores.get(t), int | float)
+        ]
+        if margins:
+            margin, t = min(margins)
+            ranked.append((margin, t, row))
+    ranked.sort(key=lambda m: m[0])
+    items = []
+    for margin, t, row in ranked[:limit]:
+        item = _serialize(row, with_handle=with_handle)
+        item["review"] = {
+            "theme": t,
+            "score": float(row.scores[t]),
+            "threshold": round(thresholds[t], 4),
+            "margin": round(margin, 4),
+        }
+        items.append(item)
+    return {"items": items, "model_version": model_version, "scanned": len(rows)}
 
 
 def get_post(*, session: Session, post_id: int, with_handle: bool = False) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from api.dashboard.auth import (
 from api.dashboard.render import page
 from api.deps import PLATFORM, SessionDep
 from api.downloads import export_response
+from classify.loader import current_version, decision_thresholds
 from classify.review import correct_labels
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from core.keys import authenticate
@@ -34,7 +35,7 @@ from trends import charts, overview, report
 from trends.alerts import acknowledge_alert, alert_detail, list_alerts, resolve_alert
 from trends.compare import release_comparison, release_view
 from trends.exports import FORMATS, ExportFilters
-from trends.posts import get_post, list_posts
+from trends.posts import get_post, list_posts, review_queue
 from trends.releases import list_releases
 from trends.rollups import recompute_bucket
 from trends.series import series
@@ -421,6 +422,47 @@ def posts_page(
         posts=result["items"],
         total=total,
         next_url=next_url,
+        error=error,
+        status_code=422 if error else 200,
+    )
+
+
+@ui.get("/review")
+def review_page(
+    request: Request,
+    session: SessionDep,
+    user: UserDep,
+    theme: Opt = None,
+    product: Opt = None,
+    platform: Opt = None,
+) -> Response:
+    """Unreviewed posts the model is least sure of, for a reviewer (scope label)."""
+    if not user.can("label"):
+        raise Forbidden(f"this key lacks the 'label' scope (it has {user.key.scopes})")
+    settings = _settings(request)
+    filters = {"theme": _blank(theme), "product": _blank(product), "platform": _blank(platform)}
+    error: str | None = None
+    result: dict[str, Any] = {"items": [], "scanned": 0}
+    try:
+        result = review_queue(
+            session=session,
+            taxonomy=_tax(request),
+            model_version=current_version(settings),
+            thresholds=decision_thresholds(settings),
+            theme=filters["theme"],
+            product=filters["product"],
+            platform=filters["platform"],
+            limit=50,
+        )
+    except InvalidInput as e:
+        error = e.detail
+    return page(
+        request,
+        "review.html",
+        user=user,
+        filters=filters,
+        posts=result["items"],
+        scanned=result["scanned"],
         error=error,
         status_code=422 if error else 200,
     )

@@ -18,9 +18,12 @@ from api.deps import (
     require_scope,
 )
 from api.errors import PROBLEM_RESPONSES
+from classify.artifacts import ArtifactError
+from classify.loader import current_version, decision_thresholds
 from classify.review import correct_labels, label_view
+from core.errors import Unavailable
 from core.models import ApiKey
-from trends.posts import get_post, list_posts
+from trends.posts import get_post, list_posts, review_queue
 from trends.rollups import recompute_bucket
 
 router = APIRouter(prefix="/v1/posts", tags=["posts"], responses=PROBLEM_RESPONSES)
@@ -50,6 +53,44 @@ def posts(
         since=since,
         until=until,
         cursor=cursor,
+        limit=limit,
+        with_handle=allow_handles(key, include_handles),
+    )
+
+
+@router.get("/review-queue")
+def review_queue_(
+    request: Request,
+    session: SessionDep,
+    key: Annotated[ApiKey, Depends(require_scope("label"))],
+    theme: Annotated[str | None, Query(max_length=64)] = None,
+    product: Annotated[str | None, Query(max_length=32)] = None,
+    platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
+    since: UTCTime | None = None,
+    until: UTCTime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    include_handles: IncludeHandles = False,
+) -> dict[str, Any]:
+    """Unreviewed posts the model is least sure of, closest to a theme's threshold first.
+
+    Reviewing these first teaches `undertow classify train --reviewed` the most per label.
+    """
+    settings = request.app.state.settings
+    try:
+        version = current_version(settings)
+        thresholds = decision_thresholds(settings)
+    except ArtifactError as e:
+        raise Unavailable(f"the classifier's heads cannot be read: {e}") from None
+    return review_queue(
+        session=session,
+        taxonomy=request.app.state.taxonomy,
+        model_version=version,
+        thresholds=thresholds,
+        theme=theme,
+        product=product,
+        platform=platform,
+        since=since,
+        until=until,
         limit=limit,
         with_handle=allow_handles(key, include_handles),
     )

@@ -28,6 +28,7 @@ ROUTES = [
     ("GET", "/v1/posts/{post}", "read", None),
     ("GET", "/v1/posts/{post}?include_handles=true", "admin", None),
     ("PUT", "/v1/posts/{post}/labels", "label", {"themes": ["safety_support"]}),
+    ("GET", "/v1/posts/review-queue", "label", None),
     ("GET", "/v1/exports?format=csv", "export", None),
     ("GET", "/v1/exports?format=jsonl&include_handles=true", "admin", None),
     ("GET", "/v1/themes", "read", None),

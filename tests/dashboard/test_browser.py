@@ -262,3 +262,26 @@ def test_cross_site_post_without_csrf_token_is_refused(browser, demo):
     with Session(get_engine(demo["settings"])) as s:
         assert s.get(Alert, demo["alert_id"]).status != "resolved"
     page.context.close()
+
+
+def test_reviewer_works_through_the_review_queue(browser, demo):
+    page = sign_in(browser, demo, "label")
+    with page.expect_navigation():
+        page.click("header nav a[href='/ui/review']")
+    queued = page.locator("article.post").evaluate_all("els => els.map(e => e.dataset.postId)")
+    assert len(queued) == 50  # a page of the demo corpus's unreviewed posts
+    why = page.locator("article.post >> nth=0 >> .review-why").inner_text()
+    assert "threshold 0.50" in why  # the demo runs the rules, whose threshold is 0.5
+    with page.expect_navigation():
+        page.click("article.post >> nth=0 >> p.meta a")
+    with page.expect_navigation():
+        page.click("#review-form button[value=accept]")
+    with page.expect_navigation():
+        page.click("#next-review")
+    again = page.locator("article.post").evaluate_all("els => els.map(e => e.dataset.postId)")
+    assert queued[0] not in again and again[:10] == queued[1:11]
+    page.context.close()
+    reader = sign_in(browser, demo, "read")
+    assert reader.locator("header nav a[href='/ui/review']").count() == 0
+    assert reader.goto(demo["url"] + "/ui/review").status == 403
+    reader.context.close()
