@@ -5,7 +5,8 @@ real post of the team's own domain, the kind of example the classifier learns mo
 (bench/results/classify_eval.md). Each reviewed post lands in a split by a hash of its
 platform and external id, as written examples do: `train` and `val` posts join the fit set of
 `undertow classify train --reviewed`, `test` posts never do, and `undertow classify eval
---reviewed` scores the model on them. Their texts stay in the database: the artifact keeps
+--reviewed` scores the model on them (on every reviewed post while the heads in use were fit
+on none). Their texts stay in the database: the artifact keeps
 neither their words nor their snippets.
 """
 
@@ -74,6 +75,18 @@ def reviewed_id(platform: str, external_id: str) -> str:
 def held_out(examples: Sequence[Example]) -> list[Example]:
     """The reviewed posts no fit ever sees (`split_of` puts them in `test`)."""
     return [e for e in examples if split_of(e.id) == "test"]
+
+
+def unseen(examples: Sequence[Example], n_fit: int) -> tuple[list[Example], str]:
+    """The reviewed posts heads fit on `n_fit` reviewed posts have not seen, and what they are.
+
+    Heads fit on none (the shipped ones, or any trained without `--reviewed`) have seen none of
+    them; otherwise only the held-out split is sure to be unseen.
+    """
+    if n_fit == 0:
+        return list(examples), f"all {len(examples)} reviewed posts: the heads in use saw none"
+    held = held_out(examples)
+    return held, f"{len(held)} of {len(examples)} reviewed posts, held out of every fit"
 
 
 def fit_part(examples: Sequence[Example]) -> list[Example]:

@@ -310,22 +310,27 @@ def _reviewed_posts(settings: Any, themes: Any) -> list[Any]:
 
 
 def _eval_reviewed(settings: Any) -> None:
-    from classify.reviewed import held_out
+    from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, load_artifact
+    from classify.reviewed import unseen
     from core.taxonomy import load_taxonomy
 
     examples = _reviewed_posts(settings, load_taxonomy(settings.taxonomy_path).theme_keys)
-    unseen = held_out(examples)
-    if not unseen:
+    try:  # the heads `_report` scores
+        n_fit = int(load_artifact(DEFAULT_ARTIFACT).meta["training"].get("n_reviewed", 0))
+    except (ArtifactError, KeyError) as e:
+        raise fail(f"cannot tell which reviewed posts the heads saw: {e}") from None
+    posts, what = unseen(examples, n_fit)
+    if not posts:
         typer.echo(
-            f"no reviewed post is held out yet ({len(examples)} reviewed; about 15% of them, "
-            "chosen by a hash of the post, are kept out of every fit)",
+            f"no reviewed post to score yet ({len(examples)} reviewed, none held out; about 15% "
+            "of them, chosen by a hash of the post, are kept out of every fit)",
             err=True,
         )
         return
     _report(
-        [e.as_post() for e in unseen],
-        [set(e.themes) for e in unseen],
-        title=f"reviewed posts held out ({len(unseen)} of {len(examples)} reviewed)",
+        [e.as_post() for e in posts],
+        [set(e.themes) for e in posts],
+        title=f"reviewed posts ({what})",
     )
 
 

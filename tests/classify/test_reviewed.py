@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from classify.artifacts import load_artifact
 from classify.encoder import Encoder
 from classify.review import correct_labels
-from classify.reviewed import fit_part, held_out, reviewed_examples, reviewed_id
+from classify.reviewed import fit_part, held_out, reviewed_examples, reviewed_id, unseen
 from classify.training import Example, load_examples, split_of, train, training_files
 from classify.transformer import TransformerClassifier
 from core.models import Post
@@ -152,7 +152,7 @@ def test_train_fits_on_reviewed_posts_and_eval_scores_the_held_out_ones(
     assert recall_with >= 0.6, recall_with
     assert fp_with <= 0.2, fp_with
 
-    # Two more reviewed posts land in the held-out split: `eval --reviewed` scores those only.
+    # Two more reviewed posts land in the held-out split.
     exts = _external_ids(2, test=True, prefix="h")
     ids = _store(
         session,
@@ -160,10 +160,16 @@ def test_train_fits_on_reviewed_posts_and_eval_scores_the_held_out_ones(
     )
     for x in exts:
         _label(session, ids[x], [LOST])
+    examples, _ = reviewed_examples(session, TAX.theme_keys)
+    # Heads fit on reviewed posts are scored on the held-out ones alone ...
+    posts, what = unseen(examples, n_fit=120)
+    assert {e.id for e in posts} == {reviewed_id("reddit", x) for x in exts}
+    assert what == "2 of 122 reviewed posts, held out of every fit"
+    # ... heads fit on none, such as the shipped ones, on all of them: so `eval --reviewed` does.
     from cli.main import app
 
     res = CliRunner().invoke(app, ["classify", "eval", "--reviewed"])
     assert res.exit_code == 0, res.output
-    assert "reviewed posts held out (2 of 122 reviewed)" in res.output
+    assert "reviewed posts (all 122 reviewed posts: the heads in use saw none)" in res.output
     row = next(line for line in res.output.splitlines() if line.startswith(LOST))
-    assert row.split()[1] == "2"  # support: the two held-out posts, none of the 120 fit ones
+    assert row.split()[1] == "62"  # support: every reviewed lost-work post
