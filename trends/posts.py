@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlmodel import Session
 
@@ -202,6 +203,10 @@ def list_posts(
 REVIEW_SCAN = 5000
 
 
+def _number(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-6), 1 - 1e-6)
     return math.log(p / (1 - p))
@@ -230,33 +235,47 @@ def review_queue(
     margin first; each item says which theme, its score and the threshold.
     """
     validate_filters(taxonomy, theme=theme, product=product, since=since, until=until)
+    # Rank on ids and scores alone; only the posts shown are read whole (text, raw payload).
+    light = (
+        sa.select(POST.c.id, CLS.c.scores)
+        .select_from(POST)
+        .join(CLS, CLS.c.id == POST.c.classification_id)
+    )
     stmt = (
-        filtered_query(product=product, platform=platform, since=since, until=until)
+        filtered_query(base=light, product=product, platform=platform, since=since, until=until)
         .where(POST.c.label_id.is_(None), CLS.c.model_version == model_version)
         .order_by(POST.c.created_at.desc(), POST.c.id.desc())
         .limit(REVIEW_SCAN)
     )
-    rows = list(session.execute(stmt))
-    keys = [theme] if theme else [t for t in taxonomy.theme_keys if t in thresholds]
-    cut = {t: _logit(thresholds[t]) for t in keys if t in thresholds}
-    ranked = []
-    for row in rows:
-        scores = row.scores or {}
-        margins = [
-            (abs(_logit(float(scores[t])) - cut[t]), t)
-            for t in cut
-            if isinstance(scores.get(t), int | float)
+    rows = session.execute(stmt).all()
+    keys = [t for t in ([theme] if theme else taxonomy.theme_keys) if t in thresholds]
+    top: list[tuple[float, str, float, int]] = []
+    if rows and keys:
+        # One array op over every scanned post: (n, themes) distances from the thresholds.
+        raw = [[_number(sc.get(t)) for t in keys] for _, sc in rows if isinstance(sc, dict)]
+        ids = [pid for pid, sc in rows if isinstance(sc, dict)]
+        score = np.asarray(raw, dtype=np.float64).reshape(len(ids), len(keys))
+        clipped = np.clip(score, 1e-6, 1 - 1e-6)
+        cut = np.array([_logit(thresholds[t]) for t in keys])
+        dist = np.abs(np.log(clipped / (1 - clipped)) - cut)
+        dist[np.isnan(score)] = np.inf
+        col = dist.argmin(axis=1)  # a tie goes to the theme listed first
+        best = dist[np.arange(len(ids)), col]
+        order = np.argsort(best, kind="stable")  # among equal margins, newest first
+        top = [
+            (float(best[i]), keys[col[i]], float(score[i, col[i]]), ids[i])
+            for i in order[:limit]
+            if np.isfinite(best[i])
         ]
-        if margins:
-            margin, t = min(margins)
-            ranked.append((margin, t, row))
-    ranked.sort(key=lambda m: m[0])
+    full = {
+        r.id: r for r in session.execute(_base_query().where(POST.c.id.in_([m[3] for m in top])))
+    }
     items = []
-    for margin, t, row in ranked[:limit]:
-        item = _serialize(row, with_handle=with_handle)
+    for margin, t, value, post_id in top:
+        item = _serialize(full[post_id], with_handle=with_handle)
         item["review"] = {
             "theme": t,
-            "score": float(row.scores[t]),
+            "score": value,
             "threshold": round(thresholds[t], 4),
             "margin": round(margin, 4),
         }
