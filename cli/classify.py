@@ -301,6 +301,10 @@ def _reviewed_posts(settings: Any, themes: Any) -> list[Any]:
             examples, stale = reviewed_examples(session, themes)
     except sa.exc.SQLAlchemyError as e:
         reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        if isinstance(e, sa.exc.ProgrammingError | sa.exc.OperationalError) and (
+            "no such table" in reason or "does not exist" in reason
+        ):
+            reason += " (run `undertow db upgrade` first)"
         raise fail(f"cannot read reviewed posts from the database: {reason}", 2) from None
     if stale:
         typer.echo(

@@ -173,3 +173,21 @@ def test_train_fits_on_reviewed_posts_and_eval_scores_the_held_out_ones(
     assert "reviewed posts (all 122 reviewed posts: the heads in use saw none)" in res.output
     row = next(line for line in res.output.splitlines() if line.startswith(LOST))
     assert row.split()[1] == "62"  # support: every reviewed lost-work post
+
+
+def test_reviewed_commands_name_a_database_they_cannot_read(tmp_path: Path, monkeypatch) -> None:
+    from cli.main import app
+    from core import settings as settings_mod
+
+    for url, says in (
+        (f"sqlite:///{tmp_path / 'new.db'}", "run `undertow db upgrade` first"),
+        ("postgresql+psycopg://postgres@127.0.0.1:1/none", "Connection refused"),
+    ):
+        monkeypatch.setenv("UNDERTOW_DATABASE_URL", url)
+        settings_mod.get_settings.cache_clear()
+        for cmd in (["classify", "eval", "--reviewed"], ["classify", "train", "--reviewed"]):
+            res = CliRunner().invoke(app, cmd)
+            assert res.exit_code == 2, (cmd, res.output)
+            assert "cannot read reviewed posts from the database" in res.output
+            assert says in res.output, res.output
+    settings_mod.get_settings.cache_clear()
