@@ -32,7 +32,7 @@ import numpy as np
 
 from classify.encoder import Encoder
 from classify.evaluate import score
-from classify.heads import decide, fit_heads
+from classify.heads import decide, fit_heads, logit_margin
 from classify.training import (
     label_matrix,
     load_examples,
@@ -51,11 +51,6 @@ def _cpu() -> str:
             return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         return platform.machine()
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def main() -> None:
@@ -131,7 +126,7 @@ def main() -> None:
     reviewed = np.zeros(0, dtype=int)
     p_pool, thr = base_p, base_thr
     for _ in range(args.rounds):
-        margin = np.abs(_logit(p_pool) - _logit(thr)).min(axis=1)
+        margin = np.abs(logit_margin(p_pool, thr)).min(axis=1)  # as the review queue ranks
         margin[reviewed] = np.inf
         reviewed = np.concatenate([reviewed, np.argsort(margin, kind="stable")[: args.round_size]])
         micro, macro, p_pool, thr = fit(reviewed)

@@ -250,6 +250,13 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     return sp.diags(1.0 / np.maximum(norms, 1e-9)) @ x
 
 
+def logit_margin(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How far each score lies above (+) or below (-) its theme's threshold, in log-odds."""
+    p = np.clip(proba, 1e-7, 1 - 1e-7)
+    t = np.clip(thresholds, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p)) - np.log(t / (1 - t))  # type: ignore[no-any-return]
+
+
 def decide(
     proba: np.ndarray, thresholds: np.ndarray, exclusive: Sequence[tuple[int, int]] = ()
 ) -> np.ndarray:
@@ -264,9 +271,7 @@ def decide(
     on = proba >= thresholds
     if not exclusive:
         return on
-    p = np.clip(proba, 1e-7, 1 - 1e-7)
-    t = np.clip(thresholds, 1e-7, 1 - 1e-7)
-    margin = np.log(p / (1 - p)) - np.log(t / (1 - t))
+    margin = logit_margin(proba, thresholds)
     rivals: dict[int, set[int]] = {}
     conflict = np.zeros(len(on), dtype=bool)
     for a, b in exclusive:

@@ -52,36 +52,54 @@ def current_version(settings: Settings | None = None) -> str:
         from classify.rules import RulesClassifier
 
         return RulesClassifier(taxonomy=taxonomy).version
-    from classify.artifacts import DEFAULT_ARTIFACT, load_artifact, model_version
+    from classify.artifacts import DEFAULT_ARTIFACT, load_artifact
+
+    return _heads_version(s, taxonomy.digest, load_artifact(DEFAULT_ARTIFACT).content_hash)
+
+
+def _heads_version(s: Settings, taxonomy_digest: str, heads_hash: str) -> str:
+    from classify.artifacts import model_version
     from classify.encoder import configured_version_id
 
     return model_version(
-        encoder_id=configured_version_id(s),
-        heads_hash=load_artifact(DEFAULT_ARTIFACT).content_hash,
-        taxonomy_digest=taxonomy.digest,
+        encoder_id=configured_version_id(s), heads_hash=heads_hash, taxonomy_digest=taxonomy_digest
     )
 
 
-_thresholds: dict[tuple[object, ...], dict[str, float]] = {}
+_basis: dict[tuple[object, ...], tuple[str, dict[str, float]]] = {}
 
 
-def decision_thresholds(settings: Settings | None = None) -> dict[str, float]:
-    """Each theme's decision threshold on its score, for the configured classifier (cached).
+def scoring_basis(settings: Settings | None = None) -> tuple[str, dict[str, float]]:
+    """The version the configured classifier writes and each theme's decision threshold.
 
-    The trained heads' per-theme thresholds; 0.5 for the rules, whose scores are 0.9 or 0.05.
+    Both come from one read of the heads, cached while their file is unchanged, so a retrain
+    under a running API moves version and thresholds together. The trained heads' per-theme
+    thresholds; 0.5 for the rules, whose scores are 0.9 or 0.05. Unreadable heads raise
+    Unavailable (503 in the API and the dashboard).
     """
     s = settings or get_settings()
-    key = _key(s)
-    if key not in _thresholds:
-        from core.taxonomy import load_taxonomy
+    from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, load_artifact
+    from core.errors import Unavailable
+    from core.taxonomy import load_taxonomy
 
-        themes = load_taxonomy(s.taxonomy_path).theme_keys
+    try:
+        stat = DEFAULT_ARTIFACT.stat()
+        mark: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        mark = None  # load_artifact below says what is missing
+    key = (*_key(s), mark)
+    if key not in _basis:
+        taxonomy = load_taxonomy(s.taxonomy_path)
         if s.classifier != "transformers":
-            _thresholds[key] = dict.fromkeys(themes, 0.5)
+            _basis[key] = (current_version(s), dict.fromkeys(taxonomy.theme_keys, 0.5))
         else:
-            from classify.artifacts import DEFAULT_ARTIFACT, load_artifact
-
-            art = load_artifact(DEFAULT_ARTIFACT)
+            try:
+                art = load_artifact(DEFAULT_ARTIFACT)
+            except ArtifactError as e:
+                raise Unavailable(f"the classifier's heads cannot be read: {e}") from None
             values = [float(v) for v in art.arrays["thresholds"]]
-            _thresholds[key] = dict(zip(art.meta["themes"], values, strict=True))
-    return _thresholds[key]
+            _basis[key] = (
+                _heads_version(s, taxonomy.digest, art.content_hash),
+                dict(zip(art.meta["themes"], values, strict=True)),
+            )
+    return _basis[key]

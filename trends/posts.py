@@ -207,11 +207,6 @@ def _number(v: Any) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
-
-
 def review_queue(
     *,
     session: Session,
@@ -254,10 +249,10 @@ def review_queue(
         # One array op over every scanned post: (n, themes) distances from the thresholds.
         raw = [[_number(sc.get(t)) for t in keys] for _, sc in rows if isinstance(sc, dict)]
         ids = [pid for pid, sc in rows if isinstance(sc, dict)]
+        from classify.heads import logit_margin  # the margin the decision itself uses
+
         score = np.asarray(raw, dtype=np.float64).reshape(len(ids), len(keys))
-        clipped = np.clip(score, 1e-6, 1 - 1e-6)
-        cut = np.array([_logit(thresholds[t]) for t in keys])
-        dist = np.abs(np.log(clipped / (1 - clipped)) - cut)
+        dist = np.abs(logit_margin(score, np.array([thresholds[t] for t in keys])))
         dist[np.isnan(score)] = np.inf
         col = dist.argmin(axis=1)  # a tie goes to the theme listed first
         best = dist[np.arange(len(ids)), col]

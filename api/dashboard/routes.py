@@ -24,7 +24,7 @@ from api.dashboard.auth import (
 from api.dashboard.render import page
 from api.deps import PLATFORM, SessionDep
 from api.downloads import export_response
-from classify.loader import current_version, decision_thresholds
+from classify.loader import scoring_basis
 from classify.review import correct_labels
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from core.keys import authenticate
@@ -439,7 +439,7 @@ def review_page(
     """Unreviewed posts the model is least sure of, for a reviewer (scope label)."""
     if not user.can("label"):
         raise Forbidden(f"this key lacks the 'label' scope (it has {user.key.scopes})")
-    settings = _settings(request)
+    version, thresholds = scoring_basis(_settings(request))
     filters = {"theme": _blank(theme), "product": _blank(product), "platform": _blank(platform)}
     error: str | None = None
     result: dict[str, Any] = {"items": [], "scanned": 0}
@@ -447,8 +447,8 @@ def review_page(
         result = review_queue(
             session=session,
             taxonomy=_tax(request),
-            model_version=current_version(settings),
-            thresholds=decision_thresholds(settings),
+            model_version=version,
+            thresholds=thresholds,
             theme=filters["theme"],
             product=filters["product"],
             platform=filters["platform"],

@@ -18,10 +18,8 @@ from api.deps import (
     require_scope,
 )
 from api.errors import PROBLEM_RESPONSES
-from classify.artifacts import ArtifactError
-from classify.loader import current_version, decision_thresholds
+from classify.loader import scoring_basis
 from classify.review import correct_labels, label_view
-from core.errors import Unavailable
 from core.models import ApiKey
 from trends.posts import get_post, list_posts, review_queue
 from trends.rollups import recompute_bucket
@@ -75,12 +73,7 @@ def review_queue_(
 
     Reviewing these first teaches `undertow classify train --reviewed` the most per label.
     """
-    settings = request.app.state.settings
-    try:
-        version = current_version(settings)
-        thresholds = decision_thresholds(settings)
-    except ArtifactError as e:
-        raise Unavailable(f"the classifier's heads cannot be read: {e}") from None
+    version, thresholds = scoring_basis(request.app.state.settings)
     return review_queue(
         session=session,
         taxonomy=request.app.state.taxonomy,

@@ -7,7 +7,7 @@ import math
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from classify.loader import current_version, decision_thresholds, get_classifier
+from classify.loader import current_version, get_classifier, scoring_basis
 from classify.rules import RulesClassifier
 from classify.store import classify_posts
 from ingest.store import upsert_posts
@@ -34,7 +34,7 @@ def test_queue_ranks_unreviewed_posts_by_distance_to_a_threshold(api, session, s
     ).inserted
     classify_posts(session=session, post_ids=stale, classifier=RulesClassifier())
     session.commit()
-    thresholds = decision_thresholds(settings)
+    thresholds = scoring_basis(settings)[1]
     h = auth(api.keys["label"])
     post_ids = api.post_ids
     api = TestClient(create_app(settings))
@@ -81,3 +81,14 @@ def test_queue_validates_its_input(api):
         r = api.get(QUEUE, params=params, headers=h)
         assert r.status_code == 422, (params, r.text)
     assert api.get(QUEUE, headers=auth(api.keys["read"])).status_code == 403
+
+
+def test_queue_without_readable_heads_is_503(api, settings, monkeypatch, tmp_path):
+    import classify.artifacts
+
+    monkeypatch.setattr(classify.artifacts, "DEFAULT_ARTIFACT", tmp_path / "missing.npz")
+    settings = settings.model_copy(update={"classifier": "transformers"})
+    client = TestClient(create_app(settings))
+    r = client.get(QUEUE, headers=auth(api.keys["label"]))
+    assert r.status_code == 503, r.text
+    assert "heads cannot be read" in r.json()["detail"]
