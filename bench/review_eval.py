@@ -22,14 +22,12 @@ Per round: real dev micro- and macro-F1, and how many of the reviewed posts carr
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
 import sys
 import time
 
 import numpy as np
 
+from bench.common import machine
 from classify.encoder import Encoder
 from classify.evaluate import score
 from classify.heads import decide, fit_heads, logit_margin
@@ -43,14 +41,6 @@ from classify.training import (
 from classify.transformer import featurize, lexical_inputs
 from core.settings import get_settings
 from core.taxonomy import load_taxonomy
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def main() -> None:
@@ -144,12 +134,9 @@ def main() -> None:
     micro, macro, _, _ = fit(np.arange(n_p))
     rows.append(("all", n_p, micro, macro, int(pos.sum())))
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     print()
     print(
-        f"{_cpu()}, {os.cpu_count()} cores, commit {commit}, written {n_w}, "
+        f"{machine()}, written {n_w}, "
         f"pool {n_p} ({int(pos.sum())} with a theme), dev {len(dev_posts)}"
     )
     print("| reviewed by | posts reviewed | with a theme | real dev micro-F1 | real dev macro-F1 |")
