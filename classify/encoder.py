@@ -135,6 +135,12 @@ def hidden_size(model_path: str) -> int:
     return int(config["hidden_size"])
 
 
+def encoder_depth(model_path: str) -> int:
+    """The encoder's number of transformer layers, from its config (no model loaded)."""
+    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
+    return int(config["num_hidden_layers"])
+
+
 def cpu_count() -> int:
     """The cores this process may run on (containers often allow fewer than the host has)."""
     return len(os.sched_getaffinity(0)) or 1

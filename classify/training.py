@@ -16,14 +16,14 @@ import structlog
 from classify.artifacts import DEFAULT_ARTIFACT, HeadsArtifact, save_artifact
 from classify.base import PostInput
 from classify.devset import load_real_train
-from classify.encoder import Encoder
+from classify.encoder import Encoder, encoder_depth
 from classify.heads import SIGNALS, FitReport, fit_heads
 from classify.transformer import (
     ENCODER_INPUT,
-    POOLED_LAYERS,
     SNIPPET_CHARS,
     featurize,
     lexical_inputs,
+    pooled_layers,
 )
 from core.taxonomy import Taxonomy
 
@@ -239,7 +239,7 @@ def train(
             "taxonomy_digest": taxonomy.digest,
             "signals": list(SIGNALS),
             "features": "text_emb|parent_emb|text_emb*parent_emb|signals|text_layer_pools",
-            "pooled_layers": list(POOLED_LAYERS),
+            "pooled_layers": list(pooled_layers(encoder_depth(encoder.path))),
             "encoder_input": ENCODER_INPUT,
             "exemplar_snippets": snippets,
             **heads.meta(),

@@ -14,7 +14,13 @@ import structlog
 from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, HeadsArtifact, load_artifact
 from classify.artifacts import model_version as make_model_version
 from classify.base import PostInput, Prediction
-from classify.encoder import MAX_TOKENS, Precision, SentenceEncoder, load_encoder
+from classify.encoder import (
+    MAX_TOKENS,
+    Precision,
+    SentenceEncoder,
+    encoder_depth,
+    load_encoder,
+)
 from classify.evidence import cue_phrases, theme_target
 from classify.heads import SIGNALS, ThemeHeads, build_features, decide, post_signals
 from classify.products import brand_product, tag_products
@@ -25,10 +31,23 @@ log = structlog.get_logger(__name__)
 
 MAX_CHARS = 4000  # far beyond the encoder's 128 tokens; keeps tokenizing a pasted essay cheap
 SNIPPET_CHARS = 90
-# Middle encoder layers whose mean pools join the post's features (hidden_states indices).
-# Layer 2 joined 3 and 4 after a three-seed comparison (held-out +0.005, unseen writer A
-# +0.021 macro-F1 on average); its pool comes from the same forward pass.
-POOLED_LAYERS: tuple[int, ...] = (2, 3, 4)
+
+
+def pooled_layers(depth: int) -> tuple[int, ...]:
+    """Middle encoder layers whose mean pools join the post's features (hidden_states indices):
+    a third, half and two thirds of the way up, so a deeper encoder set in `model_path` is read
+    at the same relative depths.
+
+    MiniLM-L6 (6 layers): 2, 3, 4. Layer 2 joined 3 and 4 after a three-seed comparison
+    (held-out +0.005, unseen writer A +0.021 macro-F1 on average). all-mpnet-base-v2 (12): 4, 6,
+    8, where its layers 2-4 gave held-out macro-F1 0.844 and 4, 6, 8 gave 0.859 (classify_eval.md).
+    Every pool comes from the same forward pass.
+    """
+    return tuple(sorted({min(depth, max(1, round(depth * f))) for f in (1 / 3, 1 / 2, 2 / 3)}))
+
+
+# The packaged encoder's (six layers).
+POOLED_LAYERS: tuple[int, ...] = pooled_layers(6)
 # What the encoder reads: the post with each link as the word "link", cut at MAX_TOKENS word
 # pieces. A URL is 10-30 word pieces of noise in a mean pool (7.7% of real posts' word pieces,
 # 15% of tweets'), which also cost encoder time; the lexical view still sees the post as
@@ -47,9 +66,14 @@ def featurize(
     posts: Sequence[PostInput],
     *,
     registry: dict[str, str] | None = None,
-    layers: Sequence[int] = POOLED_LAYERS,
+    layers: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Feature matrix for the heads and the posts' sentence embeddings (for nearest examples)."""
+    """Feature matrix for the heads and the posts' sentence embeddings (for nearest examples).
+
+    `layers` defaults to `pooled_layers` of the encoder's depth.
+    """
+    if layers is None:
+        layers = pooled_layers(encoder_depth(encoder.path))
     texts = [(p.text or "")[:MAX_CHARS] for p in posts]
     parents = [(p.parent_text or "")[:MAX_CHARS] for p in posts]
     read = [encoder_text(t) for t in texts]
@@ -112,8 +136,12 @@ class TransformerClassifier:
                 f"heads were trained on encoder {artifact.meta.get('encoder_id')!r}, "
                 f"not {encoder.id!r}; retrain with `undertow classify train`"
             )
-        if tuple(artifact.meta.get("pooled_layers", ())) != POOLED_LAYERS:
-            raise ArtifactError("heads were trained on other encoder layers; retrain")
+        self.layers = pooled_layers(encoder_depth(encoder.path))
+        if tuple(artifact.meta.get("pooled_layers", ())) != self.layers:
+            raise ArtifactError(
+                f"heads were trained on encoder layers {artifact.meta.get('pooled_layers')}, "
+                f"not {list(self.layers)}; retrain with `undertow classify train`"
+            )
         if artifact.meta.get("encoder_input", "as-written") != ENCODER_INPUT:
             raise ArtifactError(
                 f"heads were trained on encoder input {artifact.meta.get('encoder_input')!r}, "
@@ -181,7 +209,7 @@ class TransformerClassifier:
     def scores(self, posts: Sequence[PostInput]) -> tuple[np.ndarray, np.ndarray]:
         """Calibrated probabilities (n, T) in `self.themes` order, and the posts' embeddings."""
         with self._lock:
-            x, emb = featurize(self.encoder, posts, registry=self.registry)
+            x, emb = featurize(self.encoder, posts, registry=self.registry, layers=self.layers)
         x_lex = self.heads.lexicon.transform(*lexical_inputs(posts))
         return self.heads.predict_proba(x, x_lex), emb
 

@@ -122,3 +122,50 @@ def test_heads_trained_on_other_encoder_input_are_refused(clf: object) -> None:
             artifact=older,
             taxonomy=load_taxonomy(None),
         )
+
+
+def test_pooled_layers_sit_at_the_same_relative_depth() -> None:
+    from classify.transformer import POOLED_LAYERS, pooled_layers
+
+    assert POOLED_LAYERS == pooled_layers(6) == (2, 3, 4)  # the packaged MiniLM-L6
+    assert pooled_layers(12) == (4, 6, 8)  # all-mpnet-base-v2, BERT-base
+    assert pooled_layers(4) == (1, 2, 3)
+    assert pooled_layers(24) == (8, 12, 16)
+    assert pooled_layers(2) == (1,)
+    assert pooled_layers(1) == (1,)
+
+
+def test_a_shallower_encoder_is_read_at_its_own_depths(
+    clf: object, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A 4-layer encoder in `model_path` (the packaged weights cut after layer 4): features come
+    from its layers 1-3, and heads fit on the 6-layer encoder's layers 2-4 are refused."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from classify.artifacts import DEFAULT_ARTIFACT, ArtifactError, HeadsArtifact, load_artifact
+    from classify.encoder import Encoder, default_model_path
+    from classify.transformer import TransformerClassifier, featurize
+
+    path = tmp_path_factory.mktemp("four-layers")
+    model = AutoModel.from_pretrained(default_model_path())
+    model.encoder.layer = model.encoder.layer[:4]
+    model.config.num_hidden_layers = 4
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(path)
+    short = Encoder(str(path), precision="fp32")
+
+    post = PostInput("a", "It refused to summarise my own notes, again.")
+    x, emb = featurize(short, [post])
+    pools = short.encode_layers([post.text], layers=(1, 2, 3))
+    assert pools.shape == (1, 4 * short.dim)
+    np.testing.assert_allclose(x[0, -3 * short.dim :], pools[0, short.dim :], atol=1e-6)
+    np.testing.assert_allclose(emb[0], pools[0, : short.dim], atol=1e-6)
+    # The same weights up to layer 3; the final embedding is layer 4 here, layer 6 there.
+    full = clf.encoder.encode_layers([post.text], layers=(3,))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(full[0, short.dim :], pools[0, 3 * short.dim :], atol=1e-4)
+    assert not np.allclose(full[0, : short.dim], emb[0], atol=1e-2)
+
+    shipped = load_artifact(DEFAULT_ARTIFACT)
+    moved = HeadsArtifact(arrays=shipped.arrays, meta={**shipped.meta, "encoder_id": short.id})
+    with pytest.raises(ArtifactError, match=r"encoder layers \[2, 3, 4\], not \[1, 2, 3\]"):
+        TransformerClassifier(encoder=short, artifact=moved, taxonomy=load_taxonomy(None))
