@@ -68,6 +68,10 @@ def is_admin(key: ApiKey) -> bool:
 
 
 IncludeHandles = Annotated[bool, Query(description="Add author handles; admin keys only.")]
+# The filters most read routes take, bounded once: a theme or product key, a platform name.
+ThemeFilter = Annotated[str | None, Query(max_length=64)]
+ProductFilter = Annotated[str | None, Query(max_length=32)]
+PlatformFilter = Annotated[str | None, Query(pattern=PLATFORM)]
 
 
 def allow_handles(key: ApiKey, asked: bool) -> bool:

@@ -63,9 +63,14 @@ def authenticate(*, session: Session, key: str | None) -> ApiKey:
     return row
 
 
+def grants(row: ApiKey, scope: str) -> bool:
+    """Whether one of the key's scopes grants ``scope``."""
+    return any(scope in GRANTS.get(s, frozenset()) for s in row.scopes)
+
+
 def require(row: ApiKey, scope: str) -> None:
     """Raise Forbidden unless one of the key's scopes grants ``scope``."""
-    if not any(scope in GRANTS.get(s, frozenset()) for s in row.scopes):
+    if not grants(row, scope):
         raise Forbidden(f"this key lacks the '{scope}' scope (it has {row.scopes})")
 
 

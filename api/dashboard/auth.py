@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 from sqlmodel import Session
 
-from core.keys import GRANTS
+from core.keys import grants
 from core.models import ApiKey
 from core.settings import Settings
 
@@ -41,7 +41,7 @@ class DashboardUser:
 
     def can(self, scope: str) -> bool:
         """Whether one of the key's scopes grants ``scope``."""
-        return any(scope in GRANTS.get(s, frozenset()) for s in self.key.scopes)
+        return grants(self.key, scope)
 
 
 def _secret(settings: Settings) -> bytes:

@@ -27,7 +27,7 @@ from api.downloads import export_response
 from classify.loader import scoring_basis
 from classify.review import correct_labels
 from core.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from core.keys import authenticate
+from core.keys import authenticate, require
 from core.settings import Settings
 from core.taxonomy import Taxonomy
 from ingest.pipeline import source_status
@@ -437,8 +437,7 @@ def review_page(
     platform: Opt = None,
 ) -> Response:
     """Unreviewed posts the model is least sure of, for a reviewer (scope label)."""
-    if not user.can("label"):
-        raise Forbidden(f"this key lacks the 'label' scope (it has {user.key.scopes})")
+    require(user.key, "label")
     version, thresholds = scoring_basis(_settings(request))
     filters = {"theme": _blank(theme), "product": _blank(product), "platform": _blank(platform)}
     error: str | None = None
@@ -488,8 +487,7 @@ def post_labels(
 ) -> Response:
     """Accept the labels shown or replace them (scope label); counts are recomputed at once."""
     check_csrf(user, csrf)
-    if not user.can("label"):
-        raise Forbidden(f"this key lacks the 'label' scope (it has {user.key.scopes})")
+    require(user.key, "label")
     taxonomy = _tax(request)
     chosen = themes or []
     if action == "accept":
@@ -546,8 +544,7 @@ def alert_action(
     check_csrf(user, csrf)
     if action not in ("acknowledge", "resolve"):
         raise NotFound(f"no action {action!r}")
-    if not user.can("label"):
-        raise Forbidden(f"this key lacks the 'label' scope (it has {user.key.scopes})")
+    require(user.key, "label")
     by = f"key:{user.key.name}"
     if action == "acknowledge":
         acknowledge_alert(session=session, alert_id=alert_id, by=by)
@@ -627,8 +624,7 @@ def export_download(
     handles: bool = False,
 ) -> Response:
     """Stream the export through the same function as GET /v1/exports (scope export)."""
-    if not user.can("export"):
-        raise Forbidden(f"this key lacks the 'export' scope (it has {user.key.scopes})")
+    require(user.key, "export")
     if handles and not user.can("admin"):
         raise Forbidden("author handles need an admin key")
     platform = _blank(platform)

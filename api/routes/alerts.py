@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import ReadKey, RowId, SessionDep, UTCTime, is_admin, require_scope
+from api.deps import ReadKey, RowId, SessionDep, ThemeFilter, UTCTime, is_admin, require_scope
 from api.errors import PROBLEM_RESPONSES
 from core.models import ApiKey
 from trends.alerts import (
@@ -85,7 +85,7 @@ def alerts(
     key: ReadKey,
     status: Literal["open", "acknowledged", "resolved"] | None = None,
     rule: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    theme: Annotated[str | None, Query(max_length=64)] = None,
+    theme: ThemeFilter = None,
     since: UTCTime | None = None,
     cursor: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="next_cursor")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

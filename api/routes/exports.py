@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import PLATFORM, IncludeHandles, UTCTime, allow_handles, require_scope
+from api.deps import (
+    IncludeHandles,
+    PlatformFilter,
+    ProductFilter,
+    ThemeFilter,
+    UTCTime,
+    allow_handles,
+    require_scope,
+)
 from api.downloads import export_response
 from api.errors import PROBLEM_RESPONSES
 from core.models import ApiKey
@@ -30,9 +38,9 @@ def export(
     request: Request,
     key: Annotated[ApiKey, Depends(require_scope("export"))],
     format: Annotated[str, Query(pattern=r"^(csv|jsonl|parquet)$")] = "jsonl",
-    theme: Annotated[str | None, Query(max_length=64)] = None,
-    product: Annotated[str | None, Query(max_length=32)] = None,
-    platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
+    theme: ThemeFilter = None,
+    product: ProductFilter = None,
+    platform: PlatformFilter = None,
     since: UTCTime | None = None,
     until: UTCTime | None = None,
     include_handles: IncludeHandles = False,

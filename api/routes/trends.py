@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from api.deps import PLATFORM, RowId, SessionDep, UTCTime, require_scope
+from api.deps import (
+    PlatformFilter,
+    ProductFilter,
+    RowId,
+    SessionDep,
+    UTCTime,
+    require_scope,
+)
 from api.errors import PROBLEM_RESPONSES
 from trends.compare import release_comparison
 from trends.rollups import EXAMPLES_KEPT
@@ -26,8 +33,8 @@ def weekly(
     request: Request,
     session: SessionDep,
     week: Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$", examples=["2026-W47"])],
-    product: Annotated[str | None, Query(max_length=32)] = None,
-    platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
+    product: ProductFilter = None,
+    platform: PlatformFilter = None,
     examples: Annotated[
         int, Query(ge=0, le=EXAMPLES_KEPT, description="Example posts per theme.")
     ] = 3,
@@ -51,8 +58,8 @@ def series(
     themes: Annotated[
         list[str] | None, Query(description="Repeat or comma-separate; default all.")
     ] = None,
-    product: Annotated[str | None, Query(max_length=32)] = None,
-    platform: Annotated[str | None, Query(pattern=PLATFORM)] = None,
+    product: ProductFilter = None,
+    platform: PlatformFilter = None,
     granularity: Annotated[str, Query(pattern=r"^(hour|day|week)$")] = "day",
     from_: Annotated[UTCTime | None, Query(alias="from")] = None,
     to: UTCTime | None = None,
