@@ -129,16 +129,22 @@ def log_loaded(enc: SentenceEncoder) -> None:
     )
 
 
+def _config(model_path: str) -> dict[str, Any]:
+    """The encoder's config.json (no model loaded)."""
+    config: dict[str, Any] = json.loads(
+        (Path(model_path) / "config.json").read_text(encoding="utf-8")
+    )
+    return config
+
+
 def hidden_size(model_path: str) -> int:
-    """The encoder's embedding width, from its config (no model loaded)."""
-    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
-    return int(config["hidden_size"])
+    """The encoder's embedding width, from its config."""
+    return int(_config(model_path)["hidden_size"])
 
 
 def encoder_depth(model_path: str) -> int:
-    """The encoder's number of transformer layers, from its config (no model loaded)."""
-    config = json.loads((Path(model_path) / "config.json").read_text(encoding="utf-8"))
-    return int(config["num_hidden_layers"])
+    """The encoder's number of transformer layers, from its config."""
+    return int(_config(model_path)["num_hidden_layers"])
 
 
 def cpu_count() -> int:

@@ -226,7 +226,8 @@ def train(
     fit_set = written + real + list(reviewed)
     y = label_matrix(fit_set, themes)
     posts = [e.as_post() for e in fit_set]
-    x, emb = featurize(encoder, posts, registry=registry)
+    layers = pooled_layers(encoder_depth(encoder.path))
+    x, emb = featurize(encoder, posts, registry=registry, layers=layers)
     texts, parents = lexical_inputs(posts)
     heads, report = fit_heads(x, texts, parents, y, themes, vocab_texts=[e.text for e in written])
     # Evidence snippets ship in the artifact: written examples only, never a real post's text.
@@ -239,7 +240,7 @@ def train(
             "taxonomy_digest": taxonomy.digest,
             "signals": list(SIGNALS),
             "features": "text_emb|parent_emb|text_emb*parent_emb|signals|text_layer_pools",
-            "pooled_layers": list(pooled_layers(encoder_depth(encoder.path))),
+            "pooled_layers": list(layers),
             "encoder_input": ENCODER_INPUT,
             "exemplar_snippets": snippets,
             **heads.meta(),
